@@ -1,0 +1,90 @@
+"""Agents: named presets (instructions, default model, parameters) chosen per request.
+
+Agents are configuration (``[agents.<name>]`` in the TOML file), not code. The
+:class:`Orchestrator` turns "agent + model + messages + params" into a routed
+request: agent -> model -> provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from gateway.errors import AgentNotFound, ValidationFailed
+from gateway.providers.base import ChatMessage, ChatParams, ChatRequest
+from gateway.router import Route, Router
+from gateway.settings import AgentConfig, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    description: str
+    instructions: str
+    model: str | None
+    params: ChatParams
+
+    @classmethod
+    def from_config(cls, name: str, config: AgentConfig) -> Agent:
+        params = ChatParams(
+            temperature=config.temperature, max_tokens=config.max_tokens, top_p=config.top_p
+        )
+        return cls(name, config.description, config.instructions, config.model, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything needed to run one chat: where to send it and what to send."""
+
+    route: Route
+    request: ChatRequest  # ``model`` is the requested name; the router swaps in each target's
+    agent: str | None
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, router: Router) -> None:
+        self._router = router
+        self._default_model = settings.default_model
+        self.agents: dict[str, Agent] = {
+            name: Agent.from_config(name, cfg) for name, cfg in settings.agents.items()
+        }
+
+    def agent(self, name: str) -> Agent:
+        try:
+            return self.agents[name]
+        except KeyError:
+            raise AgentNotFound(f"unknown agent '{name}'", param="agent") from None
+
+    def prepare(
+        self,
+        *,
+        messages: Sequence[ChatMessage],
+        model: str | None = None,
+        agent: str | None = None,
+        params: ChatParams | None = None,
+    ) -> Prepared:
+        """Resolve agent -> model -> route. Raises AgentNotFound / ModelNotFound / ValidationFailed.
+
+        Precedence: explicit model > the agent's model > the default model; explicit
+        params > the agent's params. The agent's instructions become the first system message.
+        """
+        if not messages:
+            raise ValidationFailed("messages must not be empty", param="messages")
+        preset = self.agent(agent) if agent is not None else None
+        chosen = model or (preset.model if preset else None) or self._default_model
+        route = self._router.resolve(chosen)
+        merged = _merge_params(preset.params if preset else ChatParams(), params or ChatParams())
+        full = tuple(messages)
+        if preset is not None and preset.instructions:
+            full = (ChatMessage("system", preset.instructions), *full)
+        return Prepared(route, ChatRequest(chosen, full, merged), agent)
+
+
+def _merge_params(base: ChatParams, override: ChatParams) -> ChatParams:
+    return replace(
+        base,
+        temperature=override.temperature if override.temperature is not None else base.temperature,
+        max_tokens=override.max_tokens if override.max_tokens is not None else base.max_tokens,
+        top_p=override.top_p if override.top_p is not None else base.top_p,
+        stop=override.stop or base.stop,
+    )

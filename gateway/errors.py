@@ -1,0 +1,214 @@
+"""The gateway's one error hierarchy.
+
+Every error the gateway reports to a client is a :class:`GatewayError`. Each
+subclass maps to exactly one wire error code (used in WebSocket ``error``
+frames and in the OpenAI-shaped HTTP error body) and one HTTP status, so the
+HTTP routes and the WebSocket endpoint never invent codes of their own.
+
+Messages must never contain secrets (provider or client keys) or message
+content: they are shown to clients and written to logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base class: carries the wire ``code``, OpenAI-style ``type`` and HTTP status."""
+
+    code: ClassVar[str] = "internal_error"
+    type: ClassVar[str] = "server_error"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after_ms = retry_after_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI-compatible error object (the value of ``{"error": ...}``)."""
+        body: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "param": self.param,
+        }
+        return body
+
+
+class InternalError(GatewayError):
+    """A bug or an unexpected failure inside the gateway."""
+
+
+# --- client errors -------------------------------------------------------------
+
+
+class BadRequest(GatewayError):
+    code = "bad_request"
+    type = "invalid_request_error"
+    http_status = 400
+
+
+class InvalidMessage(BadRequest):
+    """A WebSocket frame that is not valid JSON or not a known message shape."""
+
+    code = "invalid_message"
+
+
+class UnknownMessageType(BadRequest):
+    code = "unknown_message_type"
+
+
+class ValidationFailed(GatewayError):
+    code = "validation_error"
+    type = "invalid_request_error"
+    http_status = 422
+
+
+class Unauthorized(GatewayError):
+    code = "unauthorized"
+    type = "authentication_error"
+    http_status = 401
+
+
+class Forbidden(GatewayError):
+    code = "forbidden"
+    type = "permission_error"
+    http_status = 403
+
+
+class ModelNotFound(GatewayError):
+    code = "model_not_found"
+    type = "invalid_request_error"
+    http_status = 404
+
+
+class AgentNotFound(GatewayError):
+    code = "agent_not_found"
+    type = "invalid_request_error"
+    http_status = 404
+
+
+class ProviderNotFound(GatewayError):
+    code = "provider_not_found"
+    type = "invalid_request_error"
+    http_status = 404
+
+
+class ResponseNotFound(GatewayError):
+    code = "response_not_found"
+    type = "invalid_request_error"
+    http_status = 404
+
+
+class DuplicateRequest(GatewayError):
+    code = "duplicate_request"
+    type = "invalid_request_error"
+    http_status = 409
+
+
+class ConversationBusy(GatewayError):
+    code = "conversation_busy"
+    type = "invalid_request_error"
+    http_status = 409
+
+
+class MessageTooBig(GatewayError):
+    code = "message_too_big"
+    type = "invalid_request_error"
+    http_status = 413
+
+
+class RateLimited(GatewayError):
+    code = "rate_limited"
+    type = "rate_limit_error"
+    http_status = 429
+    retryable = True
+
+
+class TooManyResponses(GatewayError):
+    code = "too_many_responses"
+    type = "rate_limit_error"
+    http_status = 429
+    retryable = True
+
+
+class AtCapacity(GatewayError):
+    code = "at_capacity"
+    type = "server_error"
+    http_status = 503
+    retryable = True
+
+
+class ServerDraining(GatewayError):
+    code = "server_draining"
+    type = "server_error"
+    http_status = 503
+    retryable = True
+
+
+# --- upstream errors -----------------------------------------------------------
+
+
+class UpstreamError(GatewayError):
+    """The provider failed. ``retryable`` is decided per instance from the cause."""
+
+    code = "upstream_error"
+    type = "upstream_error"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        upstream_status: int | None = None,
+        retryable: bool = False,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        # Instance attribute shadows the ClassVar on purpose: retryability of an
+        # upstream failure depends on its status, not on its class.
+        self.retryable = retryable  # type: ignore[misc]
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = "upstream_rate_limited"
+    type = "rate_limit_error"
+    http_status = 429
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The provider rejected the gateway's key: a configuration problem, never retried."""
+
+    code = "upstream_auth_failed"
+    http_status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    http_status = 504
+
+
+class UpstreamBadRequest(UpstreamError):
+    """The provider rejected the request itself (HTTP 400/404/422 upstream)."""
+
+    code = "upstream_bad_request"
+    type = "invalid_request_error"
+    http_status = 400

@@ -1,0 +1,28 @@
+"""The objects one running gateway is made of, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from gateway.agents import Orchestrator
+from gateway.lifecycle import Lifecycle
+from gateway.providers import ProviderRegistry
+from gateway.router import Router
+from gateway.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    providers: ProviderRegistry
+    router: Router
+    orchestrator: Orchestrator
+    lifecycle: Lifecycle
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    """The services of the app serving this request or WebSocket."""
+    services: Services = conn.app.state.services
+    return services

@@ -1,0 +1,228 @@
+"""Configuration: environment variables (``GATEWAY_`` prefix) over an optional TOML file.
+
+Nothing reads configuration at import time: :func:`load_settings` is called once
+by the CLI (or by a test) and the resulting :class:`Settings` object is passed
+down explicitly. Secrets are ``SecretStr`` so they never end up in a ``repr``,
+a log line or an error message.
+
+Precedence, highest first: explicit keyword overrides, environment variables,
+the TOML file, defaults. Nested values in the environment use ``__``, e.g.
+``GATEWAY_TIMEOUTS__FIRST_TOKEN_S=10``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """Invalid configuration, with a message that names the offending fields."""
+
+
+class Timeouts(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    connect_s: float = Field(5.0, gt=0)
+    first_token_s: float = Field(30.0, gt=0)
+    # Enforced as the HTTP read timeout, so it costs nothing per token.
+    between_tokens_s: float = Field(30.0, gt=0)
+    total_s: float = Field(600.0, gt=0)
+
+
+class RetryPolicy(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    max_attempts: int = Field(2, ge=1, le=10, description="attempts per target, first included")
+    backoff_initial_s: float = Field(0.25, ge=0)
+    backoff_max_s: float = Field(4.0, ge=0)
+    jitter: float = Field(0.2, ge=0, le=1, description="+/- fraction of the backoff")
+    max_retry_after_s: float = Field(
+        10.0, ge=0, description="a longer retry-after skips to the next target"
+    )
+
+
+class AgentConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    description: str = ""
+    instructions: str = ""
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = Field(None, gt=0)
+    top_p: float | None = None
+
+
+def _default_agents() -> dict[str, AgentConfig]:
+    return {
+        "assistant": AgentConfig(
+            description="General-purpose IT service desk assistant.",
+            instructions=(
+                "You are a helpful assistant for an IT service desk. "
+                "Answer clearly and concisely."
+            ),
+        ),
+        "ticket-triage": AgentConfig(
+            description="Summarises a ticket and proposes a category and a priority.",
+            instructions=(
+                "You triage IT service tickets. Reply with: a one-sentence summary; "
+                "a category (one of: access, hardware, software, network, security, other); "
+                "a priority (P1 critical, P2 high, P3 medium, P4 low) with a short reason."
+            ),
+            temperature=0.2,
+        ),
+    }
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_content: bool = Field(False, description="log message content (off by default)")
+
+    # --- providers ---
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
+    )
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    ollama_base_url: str | None = None
+    ollama_models: CsvList = Field(default_factory=list)
+    demo_token_delay_ms: float = Field(30.0, ge=0)
+
+    # --- routing ---
+    default_model: str = "demo/echo"
+    aliases: dict[str, str] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    agents: dict[str, AgentConfig] = Field(default_factory=_default_agents)
+    default_agent: str = "assistant"
+    timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)  # type: ignore[arg-type]
+    health_probe_ttl_s: float = Field(10.0, ge=0)
+    health_probe_timeout_s: float = Field(2.0, gt=0)
+
+    # --- access ---
+    client_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_origins: CsvList = Field(default_factory=list)
+    admin_token: SecretStr | None = None
+
+    # --- WebSocket sessions ---
+    resume_window_ms: int = Field(30_000, ge=0)
+    max_message_bytes: int = Field(256 * 1024, ge=1024)
+    drain_timeout_s: float = Field(30.0, ge=0)
+    heartbeat_interval_ms: int = Field(25_000, gt=0)
+    idle_timeout_ms: int = Field(60_000, gt=0)
+    max_concurrent_responses: int = Field(4, ge=1)
+    messages_per_second: float = Field(20.0, gt=0)
+    message_burst: int = Field(40, ge=1)
+    max_rate_violations: int = Field(20, ge=1)
+    max_sockets: int = Field(10_000, ge=1)
+    max_sockets_per_key: int = Field(100, ge=1)
+    outbox_max_bytes: int = Field(1024 * 1024, ge=1024)
+    replay_max_events: int = Field(10_000, ge=1)
+    replay_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+
+    @field_validator("ollama_models", "allowed_origins", "client_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    # --- derived facts -----------------------------------------------------------
+
+    @property
+    def openai_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def anthropic_configured(self) -> bool:
+        return self.anthropic_api_key is not None or self.anthropic_base_url is not None
+
+    @property
+    def ollama_configured(self) -> bool:
+        return self.ollama_base_url is not None
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.client_keys)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides, environment, an optional TOML file and defaults.
+
+    ``config_file`` defaults to ``$GATEWAY_CONFIG`` when set. Raises
+    :class:`ConfigError` naming every invalid field.
+    """
+    raw_path = config_file or os.environ.get("GATEWAY_CONFIG")
+    path = Path(raw_path) if raw_path else None
+    if path is not None:
+        _check_readable_toml(path)
+
+    class _FromFile(Settings):
+        # A per-call subclass carries the file path without any global state.
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _check_readable_toml(path: Path) -> None:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "settings"
+        problems.append(f"{where}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(problems)

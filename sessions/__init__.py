@@ -1,0 +1,1 @@
+"""Session manager: sessions, responses, replay buffers. Never imports ``gateway``."""
