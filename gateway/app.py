@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -30,14 +31,17 @@ def create_app(settings: Settings) -> Starlette:
             providers=providers,
             router=router,
             orchestrator=Orchestrator(settings, router),
-            lifecycle=Lifecycle(),
+            lifecycle=Lifecycle(settings.drain_timeout_s),
         )
         app.state.services = services
         try:
-            services.lifecycle.started = True
-            yield
+            async with anyio.create_task_group() as tg:
+                services.lifecycle.attach(tg)
+                services.lifecycle.started = True
+                yield
+                services.lifecycle.started = False
+                tg.cancel_scope.cancel()
         finally:
-            services.lifecycle.started = False
             await providers.aclose()
 
     middleware = []
