@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: dependencies are built in a throw-away stage, the runtime
+# image holds only the virtualenv and runs as an unprivileged user.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY sessions ./sessions
+RUN pip install .
+
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=8000 \
+    GATEWAY_LOG_FORMAT=json
+RUN groupadd --system gateway && useradd --system --gid gateway --no-create-home gateway
+COPY --from=build /opt/venv /opt/venv
+USER gateway
+EXPOSE 8000
+# SIGTERM starts a graceful drain (readiness 503, sockets told, in-flight answers finish).
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"GATEWAY_PORT\",\"8000\")}/health/live', timeout=2)"]
+ENTRYPOINT ["chat-gateway"]
+CMD ["serve"]
