@@ -9,12 +9,13 @@ the absolute deadline (``anyio.current_time()`` clock) by which it must be done.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-DrainHook = Callable[[float], Awaitable[None]]
+DrainHook = Callable[[float], Coroutine[Any, Any, None]]
 
 
 class Lifecycle:

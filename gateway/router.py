@@ -1,18 +1,45 @@
 """Model name -> provider target(s); retries and fallback before the first token.
 
-INTERFACE STUB written by the lead: the router helper implements it. Names and
-signatures here are what the HTTP and WebSocket layers code against.
+Resolution (:meth:`Router.resolve`), first match wins:
+
+1. a configured alias (``settings.aliases``), followed until it is no alias (cycles
+   are reported as :class:`ModelNotFound`);
+2. an explicit ``provider/model`` prefix naming a known provider (the rest is the
+   provider's own name and may itself contain ``/`` and ``:``, as Ollama's do);
+3. inference from the name, by the one table :data:`_INFERENCE`.
+
+The provider found must be configured, otherwise the name is a
+:class:`ModelNotFound` too (one error for "no such model here", whatever the
+reason; the message says which provider is missing). ``settings.fallbacks`` then
+appends further targets, each resolved the same way; fallbacks whose provider is
+not configured are skipped.
+
+Delivery (:meth:`Router.stream`, :meth:`Router.complete`): each target gets up to
+``retry.max_attempts`` attempts for retryable upstream errors, then the next
+target is tried. A stream counts as answered once its first event has arrived;
+from then on nothing is retried, since the caller may already have shown text.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random as _random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Final, Protocol, TypeVar
 
-from gateway.providers import ProviderRegistry
-from gateway.providers.base import ChatRequest, Completion, StreamEvent
+import anyio
+import structlog
+
+from gateway.errors import ModelNotFound, UpstreamBadRequest, UpstreamError, UpstreamTimeout
+from gateway.providers.base import ChatRequest, Completion, Provider, StreamEvent
 from gateway.settings import Settings
+
+_log = structlog.get_logger("gateway.router")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,28 +58,366 @@ class Route:
     targets: tuple[Target, ...]  # primary first, then the fallback chain
 
 
-class RoutedStream:
-    """Events of the target that answered; ``target`` is final once iteration starts."""
+class ProviderSource(Protocol):
+    """What the router needs from a provider registry (``ProviderRegistry`` is one)."""
 
-    target: Target
+    @property
+    def known(self) -> Collection[str]: ...
+
+    def is_configured(self, name: str) -> bool: ...
+
+    def get(self, name: str) -> Provider: ...
+
+
+# --- name inference ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    provider: str
+    shown: str  # how the rule reads in the "unknown model" message
+    prefixes: tuple[str, ...] = ()
+    tagged: bool = False  # ``name:tag`` is Ollama's naming convention
+    listed: bool = False  # one of ``settings.ollama_models``
+
+    def matches(self, name: str, listed: Collection[str]) -> bool:
+        return (
+            name.startswith(self.prefixes)
+            or (self.tagged and ":" in name)
+            or (self.listed and name in listed)
+        )
+
+
+# Order matters: configured Ollama names win over families (``gpt-oss:20b`` is an
+# Ollama model), and OpenAI fine-tunes (``ft:gpt-4o:org::id``) have colons too.
+_INFERENCE: Final[tuple[_Rule, ...]] = (
+    _Rule("ollama", "a name listed in ollama_models", listed=True),
+    _Rule("openai", "ft:*", prefixes=("ft:",)),
+    _Rule("ollama", "name:tag", tagged=True),
+    _Rule(
+        "openai",
+        "gpt-*, o1*, o3*, o4*, chatgpt-*",
+        prefixes=("gpt-", "o1", "o3", "o4", "chatgpt-"),
+    ),
+    _Rule("anthropic", "claude-*", prefixes=("claude-",)),
+)
+
+_MAX_NAME_IN_MESSAGE = 120
+
+
+# --- streaming -----------------------------------------------------------------
+
+
+class RoutedStream:
+    """Events of the target that answered; ``target`` is final once iteration starts.
+
+    The total deadline is checked as each event arrives (a clock read, no timer or
+    cancel scope per token); a stall between events is the provider's HTTP read
+    timeout's job.
+    """
+
+    __slots__ = ("_deadline", "_first", "_next", "target")
+
+    def __init__(
+        self,
+        target: Target,
+        first: StreamEvent,
+        events: AsyncIterator[StreamEvent],
+        deadline: float,
+    ) -> None:
+        self.target = target
+        self._first: StreamEvent | None = first
+        self._next = events.__anext__
+        self._deadline = deadline
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        raise NotImplementedError
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        event = await self._next()
+        if time.monotonic() > self._deadline:
+            raise UpstreamTimeout(
+                "the response exceeded the total time limit", provider=self.target.provider
+            )
+        return event
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A provider stream that has produced its first event, still open."""
+
+    context: AbstractAsyncContextManager[AsyncIterator[StreamEvent]]
+    events: AsyncIterator[StreamEvent]
+    first: StreamEvent
+
+
+class _StreamContext:
+    """``async with router.stream(...)``: picks a target on enter, closes it on exit."""
+
+    __slots__ = ("_inner", "_request", "_route", "_router")
+
+    def __init__(self, router: Router, route: Route, request: ChatRequest) -> None:
+        self._router = router
+        self._route = route
+        self._request = request
+        self._inner: AbstractAsyncContextManager[AsyncIterator[StreamEvent]] | None = None
+
+    async def __aenter__(self) -> RoutedStream:
+        deadline = time.monotonic() + self._router._total_s
+        target, opened = await self._router._deliver(
+            self._route, self._request, deadline, self._router._open_stream
+        )
+        self._inner = opened.context
+        return RoutedStream(target, opened.first, opened.events, deadline)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        inner, self._inner = self._inner, None
+        if inner is None:
+            return None
+        # The provider's own exit closes the upstream HTTP response, whatever ended us.
+        return await inner.__aexit__(exc_type, exc, tb)
+
+
+# --- the router ----------------------------------------------------------------
 
 
 class Router:
-    def __init__(self, settings: Settings, providers: ProviderRegistry) -> None:
+    """Resolves model names to targets and delivers requests with retry and fallback.
+
+    ``sleep`` and ``random`` (uniform in [0, 1), for jitter) are injectable so
+    tests can observe backoff delays without waiting for them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        providers: ProviderSource,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
         self._settings = settings
         self._providers = providers
+        self._sleep = sleep
+        self._random = random
+        self._known = frozenset(providers.known)
+        self._ollama_models = frozenset(settings.ollama_models)
+        self._retry = settings.retry
+        self._first_token_s = settings.timeouts.first_token_s
+        self._total_s = settings.timeouts.total_s
+
+    # --- resolution ---
 
     def resolve(self, model: str) -> Route:
-        """Raises ModelNotFound. ``provider/model`` prefix, alias, inference by name."""
-        raise NotImplementedError
+        """The route for a requested name. Raises :class:`ModelNotFound` (param ``model``)."""
+        chain = self._alias_chain(model)
+        primary = self._target(chain[-1], requested=model)
+        targets = [primary]
+        for name in self._fallbacks_for((*chain, primary.qualified)):
+            try:
+                target = self._target(name, requested=name)
+            except ModelNotFound:
+                continue  # provider not configured here: the chain just gets shorter
+            if target not in targets:
+                targets.append(target)
+        return Route(model, tuple(targets))
 
-    def stream(self, route: Route, request: ChatRequest) -> AbstractAsyncContextManager[RoutedStream]:
+    def aliases(self) -> dict[str, Route]:
+        """Every configured alias that resolves here, with its route (for model listings).
+
+        Aliases whose provider is not configured are left out.
+        """
+        routes: dict[str, Route] = {}
+        for alias in self._settings.aliases:
+            try:
+                routes[alias] = self.resolve(alias)
+            except ModelNotFound:
+                continue
+        return routes
+
+    def _alias_chain(self, model: str) -> tuple[str, ...]:
+        """``model`` and every name it is an alias of, in order (the last is no alias)."""
+        aliases = self._settings.aliases
+        chain = [model]
+        name = model
+        while name in aliases:
+            name = aliases[name]
+            if name in chain:
+                loop = " -> ".join((*chain, name))
+                raise ModelNotFound(f"alias cycle: {_clip(loop)}", param="model")
+            chain.append(name)
+        return tuple(chain)
+
+    def _fallbacks_for(self, names: tuple[str, ...]) -> list[str]:
+        """The fallback list of the first name along the alias chain that has one."""
+        fallbacks = self._settings.fallbacks
+        for name in names:
+            listed = fallbacks.get(name)
+            if listed is not None:
+                return listed
+        return []
+
+    def _target(self, name: str, *, requested: str) -> Target:
+        provider, sep, rest = name.partition("/")
+        if sep and provider in self._known:
+            if not rest:
+                raise ModelNotFound(f"model name missing after '{provider}/'", param="model")
+            target = Target(provider, rest)
+        else:
+            rule = next((r for r in _INFERENCE if r.matches(name, self._ollama_models)), None)
+            if rule is None:
+                raise ModelNotFound(self._unknown_message(requested), param="model")
+            target = Target(rule.provider, name)
+        if not self._providers.is_configured(target.provider):
+            raise ModelNotFound(
+                f"model '{_clip(requested)}' needs provider '{target.provider}', "
+                "which is not configured",
+                param="model",
+            )
+        return target
+
+    def _unknown_message(self, model: str) -> str:
+        inferred = "; ".join(f"{r.shown} -> {r.provider}" for r in _INFERENCE)
+        providers = ", ".join(sorted(self._known))
+        aliases = ", ".join(sorted(self._settings.aliases)) or "none configured"
+        return (
+            f"unknown model '{_clip(model)}'. Names resolve as: an alias ({_clip(aliases)}); "
+            f"'provider/model' with provider one of {providers}; or by name: {inferred}"
+        )
+
+    # --- delivery ---
+
+    def stream(
+        self, route: Route, request: ChatRequest
+    ) -> AbstractAsyncContextManager[RoutedStream]:
         """``request.model`` is replaced per target. Retries / falls back only before
         the first event has been yielded to the caller."""
-        raise NotImplementedError
+        return _StreamContext(self, route, request)
 
     async def complete(self, route: Route, request: ChatRequest) -> tuple[Target, Completion]:
-        raise NotImplementedError
+        """One non-streamed answer, with the same retry and fallback policy as streams."""
+        deadline = time.monotonic() + self._total_s
+        return await self._deliver(route, request, deadline, self._complete_once)
+
+    async def _deliver(
+        self,
+        route: Route,
+        request: ChatRequest,
+        deadline: float,
+        attempt: Callable[[Provider, ChatRequest, float], Awaitable[_T]],
+    ) -> tuple[Target, _T]:
+        """Try each target in turn; raise the last upstream error if all fail."""
+        last: UpstreamError | None = None
+        max_attempts = self._retry.max_attempts
+        for index, target in enumerate(route.targets):
+            if last is not None:
+                _log.warning(
+                    "upstream_fallback",
+                    target=target.qualified,
+                    previous=route.targets[index - 1].qualified,
+                    error=last.code,
+                    upstream_status=last.upstream_status,
+                )
+            provider = self._providers.get(target.provider)
+            per_target = replace(request, model=target.model)
+            for number in range(1, max_attempts + 1):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise UpstreamTimeout(
+                        "no provider answered within the total time limit",
+                        provider=target.provider,
+                    ) from last
+                try:
+                    return target, await attempt(provider, per_target, remaining)
+                except UpstreamBadRequest:
+                    raise  # the request itself is wrong: elsewhere it would fail too
+                except UpstreamError as err:
+                    last = err
+                delay = self._retry_delay(last, number, deadline)
+                if delay is None:
+                    break
+                _log.info(
+                    "upstream_retry",
+                    target=target.qualified,
+                    attempt=number,
+                    delay_s=round(delay, 3),
+                    error=last.code,
+                    upstream_status=last.upstream_status,
+                )
+                await self._sleep(delay)
+        assert last is not None  # a Route always has at least one target
+        raise last
+
+    def _retry_delay(self, err: UpstreamError, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before retrying the same target, or None to move on."""
+        policy = self._retry
+        if not err.retryable or attempt >= policy.max_attempts:
+            return None
+        if err.retry_after_ms is not None:
+            delay = err.retry_after_ms / 1000
+            if delay > policy.max_retry_after_s:
+                return None  # waiting that long is worse than another target
+        else:
+            base = min(policy.backoff_initial_s * 2 ** (attempt - 1), policy.backoff_max_s)
+            delay = base * (1 + policy.jitter * (2 * self._random() - 1))
+        if time.monotonic() + delay >= deadline:
+            return None
+        return delay
+
+    async def _open_stream(
+        self, provider: Provider, request: ChatRequest, remaining: float
+    ) -> _Opened:
+        """Open a stream and wait for its first event, both under the first-token timeout."""
+        context = provider.stream(request)
+        entered = False
+        try:
+            with anyio.fail_after(min(self._first_token_s, remaining)):
+                events = await context.__aenter__()
+                entered = True
+                iterator = aiter(events)
+                first = await anext(iterator)
+        except BaseException as exc:
+            if entered:
+                # Close this attempt's upstream response before any retry or fallback.
+                await context.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout(
+                    f"{provider.name} sent nothing within the first-token timeout",
+                    provider=provider.name,
+                    retryable=True,
+                ) from None
+            if isinstance(exc, StopAsyncIteration):
+                raise UpstreamError(
+                    f"{provider.name} ended the stream without any event",
+                    provider=provider.name,
+                ) from None
+            raise
+        return _Opened(context, iterator, first)
+
+    async def _complete_once(
+        self, provider: Provider, request: ChatRequest, remaining: float
+    ) -> Completion:
+        try:
+            with anyio.fail_after(remaining):
+                return await provider.complete(request)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{provider.name} did not answer within the total time limit",
+                provider=provider.name,
+                retryable=True,
+            ) from None
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _MAX_NAME_IN_MESSAGE:
+        return text
+    return text[: _MAX_NAME_IN_MESSAGE - 3] + "..."

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.agents import Orchestrator
 from gateway.lifecycle import Lifecycle
+from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.settings import Settings
@@ -20,6 +21,8 @@ class Services:
     router: Router
     orchestrator: Orchestrator
     lifecycle: Lifecycle
+    # Built by the app's lifespan; None only for Services assembled by hand in tests.
+    provider_health: ProviderHealth | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -60,7 +60,7 @@ class AgentConfig(BaseModel):
     instructions: str = ""
     model: str | None = None
     temperature: float | None = None
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
     top_p: float | None = None
 
 
@@ -69,8 +69,7 @@ def _default_agents() -> dict[str, AgentConfig]:
         "assistant": AgentConfig(
             description="General-purpose IT service desk assistant.",
             instructions=(
-                "You are a helpful assistant for an IT service desk. "
-                "Answer clearly and concisely."
+                "You are a helpful assistant for an IT service desk. Answer clearly and concisely."
             ),
         ),
         "ticket-triage": AgentConfig(

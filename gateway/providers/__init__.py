@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 
@@ -86,7 +87,7 @@ class ProviderRegistry:
         if not self.is_configured(name):
             raise ProviderNotFound(f"provider '{name}' is not configured", param="model")
         module = importlib.import_module(_FACTORIES[name].module)
-        provider = module.create(self._settings)
+        provider = cast(Provider, module.create(self._settings))
         self._instances[name] = provider
         return provider
 
