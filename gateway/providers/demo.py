@@ -1,0 +1,207 @@
+"""The built-in demo provider: no network, always available, deterministic.
+
+It lets the gateway (and its WebSocket demo) run offline and gives tests and
+benchmarks a provider whose output is known in advance. Three models:
+
+- ``echo``: streams the last user message back, word by word, exactly.
+- ``lorem``: lorem-ipsum tokens, ``max_tokens`` of them (64 by default).
+- ``triage``: a rule-based ITSM ticket triage, so the ``ticket-triage`` agent
+  demo reads sensibly without a language model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from itertools import cycle, islice
+
+import anyio
+
+from gateway.errors import ModelNotFound
+from gateway.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    Finish,
+    FinishReason,
+    ModelInfo,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from gateway.settings import Settings
+
+_NAME = "demo"
+_LOREM_DEFAULT_TOKENS = 64
+# fmt: off
+_LOREM = (
+    "Lorem", "ipsum", "dolor", "sit", "amet,", "consectetur", "adipiscing", "elit,", "sed",
+    "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua.",
+    "Ut", "enim", "ad", "minim", "veniam,", "quis", "nostrud", "exercitation", "ullamco",
+    "laboris", "nisi", "ut", "aliquip", "ex", "ea", "commodo", "consequat.",
+)
+# fmt: on
+# Each token is a word with the whitespace before it; trailing whitespace is its own token.
+_TOKEN_RE = re.compile(r"\s*\S+|\s+\Z")
+
+
+def create(settings: Settings) -> DemoProvider:
+    return DemoProvider(token_delay_s=settings.demo_token_delay_ms / 1000)
+
+
+@dataclass(slots=True, frozen=True)
+class _Script:
+    tokens: list[str]
+    reason: FinishReason
+    input_tokens: int
+
+
+class DemoProvider:
+    def __init__(self, *, token_delay_s: float) -> None:
+        self._delay_s = token_delay_s
+
+    @property
+    def name(self) -> str:
+        return _NAME
+
+    @asynccontextmanager
+    async def stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        events = self._events(_script(request))
+        try:
+            yield events
+        finally:
+            # Closing the generator here, not at garbage collection, is what stops it
+            # when the consumer breaks out, fails or is cancelled.
+            await events.aclose()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        script = _script(request)
+        return Completion(
+            text="".join(script.tokens),
+            finish_reason=script.reason,
+            usage=Usage(script.input_tokens, len(script.tokens)),
+            model=request.model,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(id=name, owned_by=_NAME, description=description)
+            for name, (_, description) in _MODELS.items()
+        ]
+
+    async def probe(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _events(self, script: _Script) -> AsyncGenerator[StreamEvent, None]:
+        delay = self._delay_s
+        for index, token in enumerate(script.tokens):
+            if delay and index:
+                await anyio.sleep(delay)
+            yield TextDelta(token)
+        yield Finish(script.reason, Usage(script.input_tokens, len(script.tokens)))
+
+
+def _script(request: ChatRequest) -> _Script:
+    entry = _MODELS.get(request.model)
+    if entry is None:
+        raise ModelNotFound(
+            f"demo model '{request.model}' does not exist (available: {', '.join(_MODELS)})",
+            param="model",
+        )
+    build, _ = entry
+    tokens, reason = build(request)
+    input_tokens = sum(len(m.content.split()) for m in request.messages)
+    return _Script(tokens, reason, input_tokens)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text)
+
+
+def _last_user_message(messages: tuple[ChatMessage, ...]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def _echo(request: ChatRequest) -> tuple[list[str], FinishReason]:
+    return _tokens(_last_user_message(request.messages)), "stop"
+
+
+def _lorem(request: ChatRequest) -> tuple[list[str], FinishReason]:
+    limit = request.params.max_tokens
+    count = _LOREM_DEFAULT_TOKENS if limit is None else limit
+    words = islice(cycle(_LOREM), count)
+    tokens = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+    # With a limit the text is cut by it, the way a real model reports max_tokens.
+    return tokens, "stop" if limit is None else "length"
+
+
+# --- triage -----------------------------------------------------------------------
+
+# First matching rule wins, so the more specific categories come first.
+_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("security", ("phishing", "malware", "virus", "ransomware", "suspicious", "breach", "hacked")),
+    ("access", ("password", "login", "log in", "locked", "account", "access", "mfa", "2fa")),
+    ("network", ("vpn", "wifi", "wi-fi", "network", "internet", "dns", "connection")),
+    ("hardware", ("laptop", "printer", "monitor", "keyboard", "mouse", "screen", "battery")),
+    ("software", ("install", "update", "crash", "outlook", "excel", "teams", "app", "license")),
+)
+_PRIORITIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "P1 critical",
+        "a widespread outage or security incident",
+        ("outage", "everyone", "all users", "production", "ransomware", "breach", "down"),
+    ),
+    (
+        "P2 high",
+        "the user is blocked from working",
+        ("cannot", "can't", "unable", "blocked", "urgent", "not working", "locked"),
+    ),
+    (
+        "P4 low",
+        "a question or request with no impact on work",
+        ("how do i", "question", "request", "would like", "nice to have"),
+    ),
+)
+_DEFAULT_PRIORITY = ("P3 medium", "the user is affected but can keep working")
+
+
+def _triage(request: ChatRequest) -> tuple[list[str], FinishReason]:
+    ticket = _last_user_message(request.messages).strip()
+    lowered = ticket.lower()
+    category = next(
+        (name for name, words in _CATEGORIES if any(w in lowered for w in words)), "other"
+    )
+    priority, reason = next(
+        ((p, r) for p, r, words in _PRIORITIES if any(w in lowered for w in words)),
+        _DEFAULT_PRIORITY,
+    )
+    first = re.split(r"(?<=[.!?])\s", " ".join(ticket.split()), maxsplit=1)[0]
+    if len(first) > 120:
+        first = first[:117].rstrip() + "..."
+    summary = f"The user reports: {first.rstrip('.!?')}." if first else "The ticket is empty."
+    text = (
+        f"Summary: {summary}\n"
+        f"Category: {category}\n"
+        f"Priority: {priority} - {reason}.\n"
+        "(Offline demo triage by keyword rules, not a language model.)"
+    )
+    return _tokens(text), "stop"
+
+
+_Builder = Callable[[ChatRequest], tuple[list[str], FinishReason]]
+_MODELS: dict[str, tuple[_Builder, str]] = {
+    "echo": (_echo, "Demo model (offline): streams your last message back word by word."),
+    "lorem": (_lorem, "Demo model (offline): lorem ipsum, max_tokens tokens (64 by default)."),
+    "triage": (
+        _triage,
+        "Demo model (offline): rule-based ITSM ticket triage (summary, category, priority).",
+    ),
+}

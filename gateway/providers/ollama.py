@@ -1,0 +1,283 @@
+"""Ollama adapter: its native REST API (``/api/chat`` NDJSON) over one httpx connection pool.
+
+Ollama has no official async SDK worth its weight, and its wire format is one
+JSON object per line, so the adapter reads raw lines and parses them with orjson.
+The httpx read timeout *is* the between-token timeout: every socket read is
+bounded by it, which costs nothing per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.providers._errors import error_for_status
+from gateway.providers.base import (
+    ChatRequest,
+    Completion,
+    Finish,
+    FinishReason,
+    ModelInfo,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from gateway.settings import Settings
+
+_NAME = "ollama"
+# Closing a response only closes a socket, but it must neither be skipped by a
+# cancellation nor hang shutdown if the peer misbehaves.
+_CLOSE_TIMEOUT_S = 2.0
+
+
+def create(settings: Settings) -> OllamaProvider:
+    if settings.ollama_base_url is None:
+        raise ValueError("ollama_base_url is not set")
+    t = settings.timeouts
+    timeout = httpx.Timeout(
+        connect=t.connect_s, read=t.between_tokens_s, write=t.connect_s, pool=t.connect_s
+    )
+    client = httpx.AsyncClient(base_url=settings.ollama_base_url, timeout=timeout)
+    return OllamaProvider(client, probe_timeout_s=settings.health_probe_timeout_s)
+
+
+class OllamaProvider:
+    def __init__(self, client: httpx.AsyncClient, *, probe_timeout_s: float) -> None:
+        self._client = client
+        self._probe_timeout_s = probe_timeout_s
+
+    @property
+    def name(self) -> str:
+        return _NAME
+
+    def stream(self, request: ChatRequest) -> _ChatStream:
+        return _ChatStream(self._client, _chat_body(request, stream=True))
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        try:
+            response = await self._client.post(
+                "/api/chat",
+                content=orjson.dumps(_chat_body(request, stream=False)),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+        if response.status_code != 200:
+            raise _status_error(response.status_code, response.content, response.headers)
+        data = _parse(response.content)
+        if "error" in data:
+            raise _line_error(data)
+        message = data.get("message") or {}
+        return Completion(
+            text=message.get("content") or "",
+            finish_reason=_finish_reason(data.get("done_reason")),
+            usage=_usage(data),
+            model=data.get("model") or request.model,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        data = await self._get_tags(timeout_s=None)
+        models: list[ModelInfo] = []
+        for entry in data.get("models") or []:
+            name = entry.get("name") or entry.get("model")
+            if name:
+                models.append(ModelInfo(id=name, owned_by=_NAME, description=_describe(entry)))
+        return models
+
+    async def probe(self) -> None:
+        await self._get_tags(timeout_s=self._probe_timeout_s)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get_tags(self, *, timeout_s: float | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        try:
+            response = await self._client.get("/api/tags", **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+        if response.status_code != 200:
+            raise _status_error(response.status_code, response.content, response.headers)
+        return _parse(response.content)
+
+
+class _ChatStream:
+    """One streamed ``/api/chat`` call: the context manager and its event iterator.
+
+    A hand-written ``__anext__`` rather than an async generator: nothing is left
+    suspended for the garbage collector when the consumer leaves early, and
+    ``__aexit__`` alone decides when the upstream response closes.
+    """
+
+    _lines: AsyncIterator[str]  # set on entering: iteration only happens inside the block
+
+    def __init__(self, client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        self._client = client
+        self._body = body
+        self._response: httpx.Response | None = None
+        self._finished = False
+        self._done = False
+
+    async def __aenter__(self) -> _ChatStream:
+        request = self._client.build_request(
+            "POST",
+            "/api/chat",
+            content=orjson.dumps(self._body),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+        if response.status_code != 200:
+            try:
+                raw = await response.aread()
+            except httpx.HTTPError:
+                raw = b""
+            finally:
+                await _close(response)
+            raise _status_error(response.status_code, raw, response.headers)
+        self._response = response
+        self._lines = response.aiter_lines()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            await _close(self._response)
+
+    def __aiter__(self) -> _ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._done:
+            raise StopAsyncIteration
+        if self._finished:
+            # Reading to EOF after the done line lets the connection go back to the pool.
+            self._done = True
+            await self._drain()
+            raise StopAsyncIteration
+        while True:
+            try:
+                line = await self._lines.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                raise UpstreamError(
+                    "ollama stream ended before its done line", provider=_NAME, retryable=True
+                ) from None
+            except httpx.HTTPError as exc:
+                self._done = True
+                raise _transport_error(exc) from None
+            if not line:
+                continue
+            data = _parse(line)
+            # An error line arrives with HTTP 200 and may also say done: check it first.
+            if "error" in data:
+                self._done = True
+                raise _line_error(data)
+            if data.get("done"):
+                self._finished = True
+                return Finish(_finish_reason(data.get("done_reason")), _usage(data))
+            message = data.get("message")
+            if message:
+                content = message.get("content")
+                if content:
+                    return TextDelta(content)
+
+    async def _drain(self) -> None:
+        try:
+            async for _ in self._lines:
+                pass
+        except httpx.HTTPError:
+            pass  # the answer is complete; a late hiccup only costs the pooled connection
+
+
+async def _close(response: httpx.Response) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT_S):
+        await response.aclose()
+
+
+def _chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": stream,
+    }
+    p = request.params
+    options: dict[str, Any] = {}
+    if p.temperature is not None:
+        options["temperature"] = p.temperature
+    if p.top_p is not None:
+        options["top_p"] = p.top_p
+    if p.max_tokens is not None:
+        options["num_predict"] = p.max_tokens
+    if p.stop:
+        options["stop"] = list(p.stop)
+    if options:
+        body["options"] = options
+    return body
+
+
+def _parse(raw: bytes | str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("ollama sent invalid JSON", provider=_NAME) from None
+    if not isinstance(data, dict):
+        raise UpstreamError("ollama sent an unexpected JSON value", provider=_NAME)
+    return data
+
+
+def _finish_reason(done_reason: Any) -> FinishReason:
+    return "length" if done_reason == "length" else "stop"
+
+
+def _usage(data: dict[str, Any]) -> Usage:
+    return Usage(data.get("prompt_eval_count"), data.get("eval_count"))
+
+
+def _describe(entry: dict[str, Any]) -> str | None:
+    details = entry.get("details") or {}
+    parts = [details.get("parameter_size"), details.get("quantization_level")]
+    text = " ".join(str(p) for p in parts if p)
+    return text or None
+
+
+def _line_error(data: dict[str, Any]) -> UpstreamError:
+    # A failure inside the runner (out of memory, crashed model): worth another attempt.
+    return UpstreamError(
+        f"ollama failed mid-stream: {data['error']}", provider=_NAME, retryable=True
+    )
+
+
+def _status_error(status: int, raw: bytes, headers: httpx.Headers) -> UpstreamError:
+    message = ""
+    try:
+        data = orjson.loads(raw)
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            message = data["error"]
+    except orjson.JSONDecodeError:
+        message = raw[:200].decode("utf-8", "replace")
+    return error_for_status(_NAME, status, message or "no error message", headers)
+
+
+def _transport_error(exc: httpx.HTTPError) -> UpstreamError:
+    # The exception text may contain the base URL (and any credentials in it): name the kind only.
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"ollama timed out ({kind})", provider=_NAME, retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamUnavailable(
+            f"ollama is unreachable ({kind})", provider=_NAME, retryable=True
+        )
+    return UpstreamError(f"ollama connection failed ({kind})", provider=_NAME, retryable=True)

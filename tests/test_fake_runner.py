@@ -1,0 +1,60 @@
+"""``python -m tests.fakes`` runs a fake upstream as its own process (used by the benchmarks)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import orjson
+import pytest
+from anyio.abc import Process
+from anyio.streams.text import TextReceiveStream
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def _base_url(process: Process) -> str:
+    assert process.stdout is not None
+    seen = ""
+    async for text in TextReceiveStream(process.stdout):
+        seen += text
+        if "\n" in seen:
+            break
+    line = seen.splitlines()[0]
+    assert line.startswith("listening on http://127.0.0.1:")
+    return line.removeprefix("listening on ")
+
+
+async def test_runs_the_ollama_fake_standalone() -> None:
+    command = [sys.executable, "-m", "tests.fakes", "--provider", "ollama", "--port", "0"]
+    command += ["--tokens", "3", "--delay-ms", "1"]
+    process = await anyio.open_process(command, cwd=REPO)
+    try:
+        with anyio.fail_after(10):
+            base = await _base_url(process)
+            async with httpx.AsyncClient(base_url=base) as client:
+                tags = await client.get("/api/tags")
+                chat = await client.post("/api/chat", json={"model": "m", "messages": []})
+    finally:
+        process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
+    assert tags.status_code == 200
+    assert tags.json()["models"][0]["name"] == "llama3.2:latest"
+    assert chat.headers["content-type"] == "application/x-ndjson"
+    lines = [orjson.loads(line) for line in chat.text.splitlines()]
+    assert [line["message"]["content"] for line in lines] == [" tok0", " tok1", " tok2", ""]
+    assert lines[-1]["done"] is True
+    assert lines[-1]["eval_count"] == 3
+
+
+async def test_rejects_unknown_provider() -> None:
+    command = [sys.executable, "-m", "tests.fakes", "--provider", "nope", "--port", "0"]
+    result = await anyio.run_process(command, cwd=REPO, check=False)
+    assert result.returncode == 2
+    assert b"invalid choice" in result.stderr
