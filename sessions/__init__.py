@@ -1,1 +1,64 @@
-"""Session manager: sessions, responses, replay buffers. Never imports ``gateway``."""
+"""Session manager: sessions, responses, replay buffers. Never imports ``gateway``.
+
+Pure and free of socket I/O: the gateway's WebSocket endpoint turns the events
+into wire frames and the exceptions into wire error codes.
+"""
+
+from sessions.errors import (
+    ConversationBusy,
+    Draining,
+    DuplicateRequest,
+    ReplayUnavailable,
+    SessionClosed,
+    SessionError,
+    TooManyResponses,
+    UnknownResponse,
+)
+from sessions.events import (
+    EVENT_OVERHEAD_BYTES,
+    Created,
+    Delta,
+    Done,
+    FinishInfo,
+    Reason,
+    ResponseEvent,
+    ResponseMeta,
+    ResumeResult,
+    SinkEvent,
+    Status,
+)
+from sessions.manager import Clock, Produce, SessionManager
+from sessions.replay import ReplayBuffer
+from sessions.response import Response, Usage
+from sessions.session import Session
+from sessions.sink import Sink
+
+__all__ = [
+    "EVENT_OVERHEAD_BYTES",
+    "Clock",
+    "ConversationBusy",
+    "Created",
+    "Delta",
+    "Done",
+    "Draining",
+    "DuplicateRequest",
+    "FinishInfo",
+    "Produce",
+    "Reason",
+    "ReplayBuffer",
+    "ReplayUnavailable",
+    "Response",
+    "ResponseEvent",
+    "ResponseMeta",
+    "ResumeResult",
+    "Session",
+    "SessionClosed",
+    "SessionError",
+    "SessionManager",
+    "Sink",
+    "SinkEvent",
+    "Status",
+    "TooManyResponses",
+    "UnknownResponse",
+    "Usage",
+]

@@ -1,0 +1,51 @@
+"""Nothing outlives its purpose: counts return to zero, no task is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from sessions import FinishInfo, Response, SessionManager
+from tests.sessions._support import ListSink
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_two_hundred_sessions_leave_nothing_behind() -> None:
+    baseline = len(asyncio.all_tasks())
+    ended = 0
+
+    async def produce(response: Response) -> FinishInfo:
+        nonlocal ended
+        try:
+            response.emit_delta("hello")
+            if response.request_id.endswith("quick"):
+                return FinishInfo()
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
+        finally:
+            ended += 1
+
+    async with SessionManager(resume_window_s=0.05).running() as manager:
+        for i in range(200):
+            sink = ListSink()
+            session = manager.open_session(f"user{i % 7}", sink)
+            quick, _ = manager.create_response(session, f"{i}-quick", produce=produce)
+            slow, _ = manager.create_response(session, f"{i}-slow", produce=produce)
+            manager.create_response(session, f"{i}-hung", produce=produce)
+            await sink.wait_done(quick.id)
+            if i % 2:
+                manager.cancel(session, response_id=slow.id)
+            manager.close_session(session)  # `hung` (and maybe `slow`) run on detached
+        assert manager.sessions == 0
+        with anyio.fail_after(5):
+            await manager.wait_for(
+                lambda: manager.retained_responses == 0 and manager.producer_tasks == 0
+            )
+        assert manager.active_responses == 0
+        assert ended == 600
+        # Only the manager's expiry task remains besides the test itself.
+        assert len(asyncio.all_tasks()) == baseline + 1
+    assert len(asyncio.all_tasks()) == baseline
