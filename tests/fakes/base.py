@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ class Scenario:
     - ``error_type``: provider-specific error type for ``error_after`` (e.g. overloaded_error).
     - ``finish_reason``: provider-native stop reason sent at the end (None = provider default).
     - ``usage``: (input_tokens, output_tokens) reported; None = computed from tokens.
+    - ``retry_after_ms``: value of the ``retry-after-ms`` header on an error status.
+    - ``ping``: send the provider's keep-alive (SSE ``: ping`` comment / ``ping`` event)
+      before every chunk.
+    - ``thinking``: reasoning pieces streamed before the answer (Anthropic thinking block).
     """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
@@ -43,6 +48,9 @@ class Scenario:
     error_type: str | None = None
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
+    retry_after_ms: str | None = None
+    ping: bool = False
+    thinking: list[str] = field(default_factory=list)
 
     def usage_counts(self, prompt_tokens: int = 7) -> tuple[int, int]:
         return self.usage if self.usage is not None else (prompt_tokens, len(self.tokens))
@@ -61,6 +69,10 @@ class RequestRecord:
     outcome: Outcome = "pending"
     chunks_sent: int = 0
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # ``time.monotonic()`` is CLOCK_MONOTONIC: benchmarks compare these with
+    # timestamps taken in other processes on the same machine.
+    started_at: float = field(default_factory=time.monotonic)
+    ended_at: float | None = None
 
     @property
     def disconnected(self) -> bool:
@@ -69,14 +81,18 @@ class RequestRecord:
     def finish(self, outcome: Outcome) -> None:
         if self.outcome == "pending":
             self.outcome = outcome
+        if self.ended_at is None:
+            self.ended_at = time.monotonic()
         self.ended.set()
 
 
 class FakeUpstream:
     """Controller shared by one fake app and the test that drives it."""
 
-    def __init__(self, default: Scenario | None = None) -> None:
+    def __init__(self, default: Scenario | None = None, *, api_key: str | None = None) -> None:
         self.default = default or Scenario()
+        # When set, requests presenting another key get the provider's 401.
+        self.api_key = api_key
         self._queued: deque[Scenario] = deque()
         self.requests: list[RequestRecord] = []
         self._arrived = anyio.Event()
@@ -132,7 +148,9 @@ class TrackedStream(StreamingResponse):
         self._completed = False
         super().__init__(self._run(body), media_type=media_type, headers=headers)
 
-    async def _run(self, body: Callable[[RequestRecord], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
+    async def _run(
+        self, body: Callable[[RequestRecord], AsyncIterator[bytes]]
+    ) -> AsyncIterator[bytes]:
         async for chunk in body(self.record):
             yield chunk
         self._completed = True

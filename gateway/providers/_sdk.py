@@ -1,0 +1,150 @@
+"""What the SDK-backed adapters (OpenAI, Anthropic) share: timeouts and failure mapping.
+
+Both official SDKs run on ``httpx2``. Failures while *opening* a request come
+out of the SDK as its own exception types (mapped by each adapter); failures
+while *reading* a streamed body come straight from ``httpx2`` and are mapped
+here, so a dropped connection or a silent upstream becomes a retryable
+:class:`UpstreamError` instead of leaking a transport exception.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx2
+
+from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.providers._errors import error_for_status
+from gateway.providers.base import StreamEvent
+from gateway.settings import Timeouts
+
+# Closing a response only closes a socket; it must survive a cancellation
+# but never hang shutdown on a misbehaving peer.
+_CLOSE_TIMEOUT_S = 2.0
+
+# Exceptions that mean "the connection failed", raised while reading a body.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    httpx2.RequestError,
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    ssl.SSLError,
+)
+
+# Error ``type`` strings found in the providers' JSON error bodies and
+# mid-stream error events, as the HTTP status they stand for.
+ERROR_TYPE_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "api_error": 500,
+    "server_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def http_timeout(timeouts: Timeouts) -> httpx2.Timeout:
+    """The client timeout: the read timeout *is* the between-tokens timeout.
+
+    A read timeout fires when no bytes arrive for that long, which is exactly
+    "the upstream went silent mid-answer" -- enforced by the socket layer at no
+    cost per token. Sending the small request body and waiting for a pooled
+    connection count as connecting.
+    """
+    return httpx2.Timeout(
+        connect=timeouts.connect_s,
+        read=timeouts.between_tokens_s,
+        write=timeouts.connect_s,
+        pool=timeouts.connect_s,
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` without ``secret`` (providers echo a rejected key in their 401 message)."""
+    if secret and secret in text:
+        return text.replace(secret, "[redacted]")
+    return text
+
+
+def transport_error(provider: str, exc: BaseException, *, timed_out: bool = False) -> UpstreamError:
+    """A retryable gateway error for a connection that failed or went silent."""
+    if timed_out or isinstance(exc, httpx2.TimeoutException):
+        return UpstreamTimeout(
+            f"{provider} timed out ({type(exc).__name__})", provider=provider, retryable=True
+        )
+    detail = str(exc) or type(exc).__name__
+    return UpstreamError(
+        f"{provider} connection failed: {detail}", provider=provider, retryable=True
+    )
+
+
+def stream_error(provider: str, error_type: str | None, message: str) -> UpstreamError:
+    """The gateway error for an error event inside an otherwise successful stream.
+
+    The event's ``type`` decides class and retryability the way its HTTP status
+    would have (``overloaded_error`` is the streamed form of HTTP 529); an
+    unknown type counts as a retryable server-side failure.
+    """
+    status = ERROR_TYPE_STATUS.get(error_type or "", 502)
+    shape = error_for_status(provider, status, message)
+    return type(shape)(
+        f"{provider} stream failed ({error_type or 'error'}): {message}",
+        provider=provider,
+        upstream_status=shape.upstream_status,
+        retryable=shape.retryable,
+    )
+
+
+class SdkStream:
+    """One streamed SDK request: entering sends it, exiting closes the response.
+
+    ``opener`` returns the SDK's ``with_streaming_response`` context manager (made
+    only on entry: the SDK creates its request coroutine eagerly), ``translate``
+    maps the SDK's exceptions, ``events`` turns the raw ``httpx2`` response into
+    normalised events. Exceptions raised by the consumer's own block pass
+    through untouched.
+    """
+
+    __slots__ = ("_events", "_make_events", "_open", "_response", "_translate")
+
+    def __init__(
+        self,
+        opener: Callable[[], AbstractAsyncContextManager[Any]],
+        translate: Callable[[Exception], Exception],
+        events: Callable[[httpx2.Response], AsyncGenerator[StreamEvent, None]],
+    ) -> None:
+        self._open = opener
+        self._translate = translate
+        self._make_events = events
+        self._response: Any = None
+        self._events: AsyncGenerator[StreamEvent, None] | None = None
+
+    async def __aenter__(self) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            self._response = await self._open().__aenter__()
+        except Exception as exc:
+            raise self._translate(exc) from None
+        self._events = self._make_events(self._response.http_response)
+        return self._events
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
+            if self._events is not None:
+                await self._events.aclose()
+            if self._response is not None:
+                await self._response.close()

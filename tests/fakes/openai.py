@@ -1,0 +1,221 @@
+"""A fake OpenAI speaking Chat Completions: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Streams are SSE exactly as the real API sends them: one ``data: {chunk}`` line
+and a blank line per chunk, ``"usage": null`` on every chunk, the usage chunk
+(``"choices": []``) last when ``stream_options.include_usage`` is set, then
+``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anyio
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
+
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
+_FINGERPRINT = "fp_fake"
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+
+
+def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -> Starlette:
+    async def chat(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        stream = body.get("stream") is True
+        record = upstream.record("POST", request.url.path, dict(request.headers), body, stream)
+        denied = _check_key(upstream, request, record)
+        if denied is not None:
+            return denied
+        scenario = upstream.next_scenario()
+        model = body.get("model", "")
+        if scenario.status is not None:
+            record.finish("error")
+            return _status_error(scenario)
+        if not stream:
+            if scenario.delay_s:
+                await anyio.sleep(scenario.delay_s * len(scenario.tokens))
+            record.finish("completed")
+            return _json(_completion(model, scenario))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return TrackedStream(
+            record,
+            lambda rec: _chunks(rec, scenario, model, include_usage),
+            media_type="text/event-stream",
+        )
+
+    async def list_models(request: Request) -> Response:
+        record = upstream.record("GET", request.url.path, dict(request.headers), None, False)
+        denied = _check_key(upstream, request, record)
+        if denied is not None:
+            return denied
+        record.finish("completed")
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 1700000000, "owned_by": "openai"}
+                    for name in models
+                ],
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+        ]
+    )
+
+
+async def _chunks(
+    record: RequestRecord, scenario: Scenario, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    ident = f"chatcmpl-fake{record.id}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return _data(_chunk_base(ident, created, model, [choice]))
+
+    yield chunk({"role": "assistant", "content": "", "refusal": None})
+    for index in range(len(scenario.tokens) + 1):
+        if scenario.stall_after == index:
+            record.finish("stalled")
+            await anyio.sleep_forever()
+        if scenario.reset_after == index:
+            record.finish("reset")
+            raise ConnectionReset
+        if scenario.error_after == index:
+            record.finish("error")
+            error = {
+                "message": "The server had an error while processing your request.",
+                "type": scenario.error_type or "server_error",
+                "param": None,
+                "code": None,
+            }
+            yield _data({"error": error})
+            return
+        if index == len(scenario.tokens):
+            break
+        if scenario.delay_s:
+            await anyio.sleep(scenario.delay_s)
+        if scenario.ping:
+            yield b": ping\n\n"
+        yield chunk({"content": scenario.tokens[index]})
+        record.chunks_sent += 1
+    yield chunk({}, scenario.finish_reason or "stop")
+    if include_usage:
+        usage_chunk = _chunk_base(ident, created, model, [])
+        usage_chunk["usage"] = _usage(scenario)
+        yield _data(usage_chunk)
+    yield b"data: [DONE]\n\n"
+
+
+def _chunk_base(ident: str, created: int, model: str, choices: list[Any]) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": _FINGERPRINT,
+        "choices": choices,
+        "usage": None,
+    }
+
+
+def _completion(model: str, scenario: Scenario) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": _FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(scenario.tokens),
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": scenario.finish_reason or "stop",
+            }
+        ],
+        "usage": _usage(scenario),
+    }
+
+
+def _usage(scenario: Scenario) -> dict[str, int]:
+    prompt, completion = scenario.usage_counts()
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _check_key(upstream: FakeUpstream, request: Request, record: RequestRecord) -> Response | None:
+    if upstream.api_key is None:
+        return None
+    presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if presented == upstream.api_key:
+        return None
+    record.finish("error")
+    # The real API echoes (a masked form of) the rejected key; echoing it whole
+    # lets tests prove the gateway never passes it on.
+    return _error_body(
+        401,
+        f"Incorrect API key provided: {presented}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+
+
+def _status_error(scenario: Scenario) -> Response:
+    status = scenario.status or 500
+    kind, code = _ERROR_TYPES.get(status, ("server_error", None))
+    headers: dict[str, str] = {}
+    if scenario.retry_after is not None:
+        headers["retry-after"] = scenario.retry_after
+    if scenario.retry_after_ms is not None:
+        headers["retry-after-ms"] = scenario.retry_after_ms
+    return _error_body(status, f"fake upstream error {status}", kind, code, headers)
+
+
+def _error_body(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return _json(body, status=status, headers=headers)
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
