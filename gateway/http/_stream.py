@@ -1,0 +1,157 @@
+"""The streamed chat completion: an ASGI response that owns the router stream.
+
+The router stream is opened and its first event awaited *before* the 200 and
+the SSE headers go out, so a failure before the first token (unknown model
+upstream, 503, auth) is a proper HTTP error status. A reader task watches for
+``http.disconnect`` for the whole response; a hang-up cancels the response, which
+leaves the ``async with`` of the router stream and so closes the upstream request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import structlog
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.agents import Prepared
+from gateway.errors import GatewayError, InternalError
+from gateway.http._chunks import DONE, ChunkWriter
+from gateway.http._responses import error_headers
+from gateway.inflight import InFlight
+from gateway.providers.base import Finish, StreamEvent, TextDelta
+from gateway.router import Router
+from gateway.telemetry import ChatSummary
+
+_log = structlog.get_logger("gateway.http.chat")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx: pass each event through at once
+]
+
+
+class ChatStreamResponse(Response):
+    def __init__(
+        self,
+        router: Router,
+        in_flight: InFlight,
+        prepared: Prepared,
+        summary: ChatSummary,
+        *,
+        include_usage: bool,
+        log_content: bool,
+    ) -> None:
+        super().__init__()
+        self._router = router
+        self._in_flight = in_flight
+        self._prepared = prepared
+        self._summary = summary
+        self._include_usage = include_usage
+        self._log_content = log_content
+        self._headers_sent = False
+        self._ended = False  # a complete answer (or an error) went out
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            with self._in_flight.track():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                    await self._respond(send)
+                    tg.cancel_scope.cancel()
+        finally:
+            if not self._ended:
+                self._summary.cancelled()
+            self._summary.emit()
+
+    async def _respond(self, send: Send) -> None:
+        try:
+            async with self._router.stream(self._prepared.route, self._prepared.request) as events:
+                iterator = events.__aiter__()
+                first = await _next(iterator)
+                self._summary.routed(events.target.provider, events.target.model)
+                await self._stream(send, first, iterator)
+        except GatewayError as err:
+            await self._fail(send, err)
+        except Exception:
+            _log.exception("chat.stream_failed", request_id=self._summary.request_id)
+            await self._fail(send, InternalError("internal error"))
+
+    async def _stream(
+        self, send: Send, first: StreamEvent | None, iterator: AsyncIterator[StreamEvent]
+    ) -> None:
+        summary = self._summary
+        writer = ChunkWriter(
+            summary.request_id,
+            int(time.time()),
+            self._prepared.route.requested_model,
+            self._include_usage,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_SSE_HEADERS, (b"x-request-id", summary.request_id.encode())],
+            }
+        )
+        self._headers_sent = True
+        await _body(send, writer.role())
+        collected: list[str] | None = [] if self._log_content else None
+        finish = Finish("stop")
+        event = first
+        while event is not None:
+            if isinstance(event, TextDelta):
+                summary.mark_first_token()
+                if collected is not None:
+                    collected.append(event.text)
+                await _body(send, writer.content(event.text))
+            else:
+                finish = event
+            event = await _next(iterator)
+        summary.finish_reason = finish.reason
+        summary.usage(finish.usage)
+        if collected is not None:
+            summary.completion = "".join(collected)
+        tail = writer.finish(finish.reason)
+        if self._include_usage:
+            tail += writer.usage(finish.usage)
+        self._ended = True
+        await _body(send, tail + DONE, more=False)
+
+    async def _fail(self, send: Send, err: GatewayError) -> None:
+        self._summary.failed(err)
+        self._ended = True
+        if self._headers_sent:
+            # The 200 is gone: the error travels in-band, as in OpenAI's own streams.
+            await _body(send, ChunkWriter.error(err), more=False)
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-request-id", self._summary.request_id.encode()),
+            *((k.encode(), v.encode()) for k, v in error_headers(err).items()),
+        ]
+        await send({"type": "http.response.start", "status": err.http_status, "headers": headers})
+        await _body(send, ChunkWriter.error_body(err), more=False)
+
+
+async def _next(iterator: AsyncIterator[StreamEvent]) -> StreamEvent | None:
+    try:
+        return await iterator.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _body(send: Send, chunk: bytes, *, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return

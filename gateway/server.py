@@ -1,0 +1,98 @@
+"""uvicorn, with a graceful drain on SIGTERM before it is told to stop.
+
+uvicorn's own shutdown closes every WebSocket with 1012 at once, so on the first
+SIGTERM/SIGINT this server does not stop: it starts the app's drain (readiness
+turns 503, sessions are told to finish) and sets ``should_exit`` only when the
+drain is done or its deadline passed. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import FrameType
+
+import anyio
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.services import Services
+from gateway.settings import Settings
+
+_log = structlog.get_logger("gateway.server")
+
+# Requests still open after the drain (and uvicorn's own wait) are cancelled after this.
+_GRACEFUL_SHUTDOWN_S = 5
+
+
+class GatewayServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.app = app
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_requested: anyio.Event | None = None
+        self._signalled = False
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._drain_requested = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._drain_then_exit)
+            await super().serve(sockets)
+            tg.cancel_scope.cancel()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes of whatever the loop was
+        # doing: only hand the work over to the loop, thread-safely.
+        if self._signalled or self._loop is None or self._drain_requested is None:
+            self.should_exit = True
+            self.force_exit = True
+            return
+        self._signalled = True
+        self._loop.call_soon_threadsafe(self._drain_requested.set)
+        # Not recorded in ``_captured_signals``: uvicorn would re-raise it after
+        # shutdown, and the default SIGTERM action would turn a clean drain into
+        # exit status -15.
+
+    async def _drain_then_exit(self) -> None:
+        assert self._drain_requested is not None
+        await self._drain_requested.wait()
+        services = self._services()
+        if services is None:  # lifespan not started yet (or failed): nothing to drain
+            self.should_exit = True
+            return
+        lifecycle = services.lifecycle
+        _log.info("drain.started", timeout_s=lifecycle.drain_timeout_s)
+        lifecycle.start_drain()
+        await lifecycle.drained.wait()
+        _log.info("drain.finished")
+        self.should_exit = True
+
+    def _services(self) -> Services | None:
+        services: Services | None = getattr(self.app.state, "services", None)
+        return services
+
+
+def build_server(settings: Settings) -> GatewayServer:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # deflate state costs ~hundreds of KiB per socket
+        ws_max_size=settings.max_message_bytes,
+        proxy_headers=True,
+        log_config=None,  # structlog (gateway.logging) owns logging
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        lifespan="on",
+        server_header=False,
+    )
+    return GatewayServer(config, app)
+
+
+def run(settings: Settings) -> None:
+    build_server(settings).run()
