@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -13,10 +14,15 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway import http, ws
 from gateway.agents import Orchestrator
 from gateway.lifecycle import Lifecycle
+from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.ws.limits import SocketRegistry
+from sessions import SessionManager
+
+_log = structlog.get_logger("gateway.app")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -26,16 +32,35 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         providers = ProviderRegistry(settings)
         router = Router(settings, providers)
+        sessions = SessionManager(
+            resume_window_s=settings.resume_window_ms / 1000,
+            replay_max_events=settings.replay_max_events,
+            replay_max_bytes=settings.replay_max_bytes,
+            max_concurrent_responses=settings.max_concurrent_responses,
+        )
         services = Services(
             settings=settings,
             providers=providers,
             router=router,
             orchestrator=Orchestrator(settings, router),
             lifecycle=Lifecycle(settings.drain_timeout_s),
+            provider_health=ProviderHealth(settings, providers),
+            sessions=sessions,
+            sockets=SocketRegistry(settings.max_sockets, settings.max_sockets_per_key),
         )
+        services.lifecycle.add_drain_hook(ws.drain_hook(services))
+        services.lifecycle.add_drain_hook(services.http_streams.drain)
         app.state.services = services
+        if not settings.auth_enabled:
+            _log.warning(
+                "auth disabled: anyone who can reach this port can use it "
+                "(set GATEWAY_CLIENT_KEYS to require a key)",
+                host=settings.host,
+                port=settings.port,
+            )
         try:
-            async with anyio.create_task_group() as tg:
+            # The manager outlives the lifecycle's task group: drain hooks use it.
+            async with sessions.running(), anyio.create_task_group() as tg:
                 services.lifecycle.attach(tg)
                 services.lifecycle.started = True
                 yield
@@ -57,5 +82,6 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[*http.routes(), *ws.routes()],
         middleware=middleware,
+        exception_handlers=http.exception_handlers(),
         lifespan=lifespan,
     )

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from gateway.agents import Orchestrator
+from gateway.inflight import InFlight
 from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.settings import Settings
+from gateway.ws.limits import SocketRegistry
+from sessions import SessionManager
+
+if TYPE_CHECKING:
+    from gateway.ws.endpoint import Connection
 
 
 @dataclass
@@ -23,6 +30,11 @@ class Services:
     lifecycle: Lifecycle
     # Built by the app's lifespan; None only for Services assembled by hand in tests.
     provider_health: ProviderHealth | None = None
+    # Streamed HTTP chat responses under way; the drain waits for them.
+    http_streams: InFlight = field(default_factory=InFlight)
+    # WebSocket sessions: the manager runs in the lifespan; the registry counts sockets.
+    sessions: SessionManager | None = None
+    sockets: SocketRegistry[Connection] | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -1,0 +1,309 @@
+"""The wire protocol ``chat-gateway.v1`` as pydantic models: the edge of the endpoint.
+
+Inbound frames are validated here, once per client message, and turned into
+these models; nothing past :func:`parse_client_message` sees raw JSON. The
+outbound models document what the server sends (they generate the JSON Schema
+and the tests check :mod:`gateway.ws.wire` against them) but are *not* used to
+encode frames: that is the per-token path, done with plain dicts and orjson.
+
+Inbound models are strict (no ``"5"`` for ``5``) and forbid unknown fields, so a
+typo such as ``max_token`` is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from gateway.errors import GatewayError, InvalidMessage, UnknownMessageType, ValidationFailed
+
+PROTOCOL = "chat-gateway.v1"
+
+_Id = Annotated[str, Field(min_length=1, max_length=128)]
+_JsonScalar: TypeAlias = int | float | str | None
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    event_id: _Id | None = Field(
+        None, description="Client-chosen id, echoed in any error this message causes."
+    )
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# --- client -> server ---------------------------------------------------------------
+
+
+class WireChatMessage(_Part):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class WireParams(_Part):
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: list[str] | str | None = Field(None, description="A string or up to 4 strings.")
+
+    @property
+    def stop_tuple(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    @model_validator(mode="after")
+    def _stop_count(self) -> WireParams:
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop takes at most 4 sequences")
+        return self
+
+
+class ResponseCreate(_Inbound):
+    """Start a response. ``request_id`` makes it idempotent (see the protocol doc)."""
+
+    type: Literal["response.create"]
+    request_id: _Id
+    messages: list[WireChatMessage] = Field(min_length=1)
+    model: _Id | None = None
+    agent: _Id | None = None
+    conversation_id: _Id | None = Field(
+        None, description="At most one running response per conversation."
+    )
+    params: WireParams | None = None
+
+
+class ResponseCancel(_Inbound):
+    """Stop a response (by either id); it ends with ``response.done`` status ``cancelled``."""
+
+    type: Literal["response.cancel"]
+    response_id: _Id | None = None
+    request_id: _Id | None = None
+
+    @model_validator(mode="after")
+    def _one_id(self) -> ResponseCancel:
+        if self.response_id is None and self.request_id is None:
+            raise ValueError("response.cancel needs response_id or request_id")
+        return self
+
+
+class ResponseResume(_Inbound):
+    """Re-attach a response started on an earlier socket; replays ``seq > last_seq``."""
+
+    type: Literal["response.resume"]
+    response_id: _Id
+    epoch: int = Field(ge=0)
+    last_seq: int = Field(ge=-1, description="The last seq received (-1: none, not even created).")
+
+
+class SessionDefaults(_Part):
+    model: _Id | None = None
+    agent: _Id | None = None
+    params: WireParams | None = None
+
+
+class SessionUpdate(_Inbound):
+    """Set defaults for later ``response.create`` on this socket (null clears a field)."""
+
+    type: Literal["session.update"]
+    session: SessionDefaults
+
+
+class Ping(_Inbound):
+    type: Literal["ping"]
+    ts: _JsonScalar = Field(None, description="Echoed in the pong.")
+
+
+ClientMessage: TypeAlias = Annotated[
+    ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping,
+    Field(discriminator="type"),
+]
+
+_CLIENT_TYPES: dict[str, type[_Inbound]] = {
+    "response.create": ResponseCreate,
+    "response.cancel": ResponseCancel,
+    "response.resume": ResponseResume,
+    "session.update": SessionUpdate,
+    "ping": Ping,
+}
+
+
+# --- server -> client ---------------------------------------------------------------
+
+
+class _Outbound(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(_Outbound):
+    max_concurrent_responses: int
+    messages_per_second: float
+    message_burst: int
+    max_message_bytes: int
+
+
+class SessionCreated(_Outbound):
+    type: Literal["session.created"]
+    session_id: str
+    protocol: Literal["chat-gateway.v1"]
+    heartbeat_interval_ms: int
+    max_message_bytes: int
+    resume_window_ms: int
+    limits: Limits
+
+
+class ResponseCreated(_Outbound):
+    type: Literal["response.created"]
+    response_id: str
+    request_id: str
+    model: str
+    provider: str
+    epoch: int
+    seq: Literal[0]
+
+
+class OutputTextDelta(_Outbound):
+    type: Literal["response.output_text.delta"]
+    response_id: str
+    seq: int = Field(description="Seq of the last delta merged into this frame: may skip.")
+    delta: str
+
+
+class UsageOut(_Outbound):
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+class ResponseDone(_Outbound):
+    type: Literal["response.done"]
+    response_id: str
+    request_id: str
+    seq: int
+    status: Literal["completed", "cancelled", "incomplete", "failed"]
+    reason: str | None = None
+    finish_reason: str | None
+    usage: UsageOut
+    error: ErrorBody | None = Field(None, description="Present when status is failed.")
+
+
+class ErrorBody(_Outbound):
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+    response_id: str | None = None
+    event_id: str | None = None
+    retryable: bool
+    retry_after_ms: int | None = None
+
+
+class ErrorFrame(_Outbound):
+    type: Literal["error"]
+    error: ErrorBody
+
+
+class ResumeResultFrame(_Outbound):
+    type: Literal["resume.result"]
+    response_id: str
+    recovered: bool
+    from_seq: int | None
+
+
+class ServerDrainingFrame(_Outbound):
+    type: Literal["server.draining"]
+    deadline_ms: int = Field(description="Milliseconds until running responses are cut off.")
+
+
+class SessionUpdated(_Outbound):
+    type: Literal["session.updated"]
+    session: SessionDefaults
+
+
+class Pong(_Outbound):
+    type: Literal["pong"]
+    ts: _JsonScalar = None
+
+
+ResponseDone.model_rebuild()
+
+ServerMessage: TypeAlias = Annotated[
+    SessionCreated
+    | ResponseCreated
+    | OutputTextDelta
+    | ResponseDone
+    | ErrorFrame
+    | ResumeResultFrame
+    | ServerDrainingFrame
+    | SessionUpdated
+    | Pong,
+    Field(discriminator="type"),
+]
+
+SERVER_MESSAGES: TypeAdapter[Any] = TypeAdapter(ServerMessage)
+CLIENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(ClientMessage)
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+class Rejected(Exception):
+    """A client message that could not be parsed, with the ids it could still name."""
+
+    def __init__(
+        self,
+        error: GatewayError,
+        *,
+        event_id: str | None = None,
+        request_id: str | None = None,
+        response_id: str | None = None,
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.event_id = event_id
+        self.request_id = request_id
+        self.response_id = response_id
+
+
+def parse_client_message(
+    text: str,
+) -> ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping:
+    """Validate one text frame; raises :class:`Rejected` carrying a typed gateway error."""
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise Rejected(InvalidMessage("frame is not valid JSON")) from None
+    if not isinstance(raw, dict):
+        raise Rejected(InvalidMessage("frame must be a JSON object"))
+    ids = {key: _str_or_none(raw.get(key)) for key in ("event_id", "request_id", "response_id")}
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise Rejected(InvalidMessage("frame has no string 'type'", param="type"), **ids)
+    model = _CLIENT_TYPES.get(kind)
+    if model is None:
+        raise Rejected(
+            UnknownMessageType(f"unknown message type '{kind[:64]}'", param="type"), **ids
+        )
+    try:
+        return model.model_validate(raw)  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise Rejected(_validation_error(exc), **ids) from None
+
+
+def _validation_error(exc: ValidationError) -> ValidationFailed:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = f"{where}: {first['msg']}" if where else first["msg"]
+    return ValidationFailed(message, param=where or None)
+
+
+def _str_or_none(value: object) -> str | None:
+    # Only echo ids that are plausible ids: never reflect arbitrary client data.
+    if isinstance(value, str) and 0 < len(value) <= 128:
+        return value
+    return None

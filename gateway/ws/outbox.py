@@ -1,0 +1,274 @@
+"""The one bounded outbox of a socket, and the writer that drains it.
+
+Every frame for a client passes through here: session events pushed by response
+tasks (the :class:`sessions.sink.Sink` protocol) and control frames from the
+endpoint. Nothing else writes to the socket.
+
+Backpressure: while the writer is blocked on a slow client, frames queue up. A
+delta whose response already has a delta waiting in the queue is merged into it
+(text appended, ``seq`` advanced to the newest), so a slow reader costs one
+frame per response per write, not one per token, and loses nothing. The queue
+and the frames the writer has taken but not yet sent are counted against
+``max_bytes`` together; crossing it drops everything, stops the writer at once
+(even mid-send) and closes the socket with 4013: that client is too slow for
+this socket, and its responses carry on for the resume window.
+
+A replay (``response.resume``, or ``response.create`` re-attaching a known
+``request_id``) arrives all at once and may legitimately be larger than
+``max_bytes``; it is charged to a separate allowance of ``replay_bytes`` instead
+(the size of one full replay buffer), so that catching up is not mistaken for
+being slow. Memory per socket is therefore bounded by ``max_bytes +
+replay_bytes`` whatever the client does.
+
+Merging happens before encoding, so a merged frame is encoded once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final
+
+import anyio
+
+from gateway.ws import close_codes, wire
+from sessions.events import EVENT_OVERHEAD_BYTES, Delta, SinkEvent
+
+# Past the close decision, how long the writer may still spend flushing and closing:
+# a client that stops reading entirely must not pin the connection forever.
+CLOSE_GRACE_S: Final = 5.0
+
+# A merged delta frame stops growing here and a new one starts: clients cap frame
+# sizes too (the ``websockets`` library at 1 MiB by default), and one huge frame
+# would make a client that catches up wait for all of it.
+MAX_MERGED_CHARS: Final = 64 * 1024
+
+
+class _Queued:
+    """A queued frame with what it was charged: ``cost`` to the cap, ``credit`` to replay."""
+
+    __slots__ = ("cost", "credit", "payload")
+
+    def __init__(self, payload: SinkEvent | bytes, cost: int, credit: int) -> None:
+        self.payload = payload
+        self.cost = cost
+        self.credit = credit
+
+    def encode(self) -> bytes:
+        payload = self.payload
+        return payload if isinstance(payload, bytes) else wire.event(payload)
+
+
+class _PendingDelta:
+    """A delta frame not yet taken by the writer; later deltas merge into it."""
+
+    __slots__ = ("chars", "cost", "credit", "parts", "response_id", "seq")
+
+    def __init__(self, response_id: str, seq: int, text: str) -> None:
+        self.response_id = response_id
+        self.seq = seq
+        self.parts = [text]
+        self.chars = len(text)
+        self.cost = 0
+        self.credit = 0
+
+    def encode(self) -> bytes:
+        parts = self.parts
+        return wire.delta(
+            self.response_id, self.seq, parts[0] if len(parts) == 1 else "".join(parts)
+        )
+
+
+class Outbox:
+    """Bounded, merging frame queue of one socket; implements ``sessions.sink.Sink``."""
+
+    __slots__ = (
+        "_close",
+        "_credit",
+        "_entries",
+        "_max_bytes",
+        "_nbytes",
+        "_open",
+        "_replay_bytes",
+        "_replaying",
+        "_send_scope",
+        "_wakeup",
+        "frames_sent",
+        "merged",
+        "overflowed",
+        "peak_bytes",
+        "peak_replay_bytes",
+    )
+
+    def __init__(self, max_bytes: int, replay_bytes: int = 0) -> None:
+        self._max_bytes = max_bytes
+        self._replay_bytes = replay_bytes
+        self._entries: deque[_Queued | _PendingDelta] = deque()
+        self._open: dict[str, _PendingDelta] = {}  # response id -> its queued tail delta
+        self._nbytes = 0  # charged to the cap: queued + taken-but-unsent
+        self._credit = 0  # charged to the replay allowance, likewise
+        self._replaying = False
+        self._wakeup = anyio.Event()
+        self._close: tuple[int, str] | None = None
+        self._send_scope: anyio.CancelScope | None = None
+        self.peak_bytes = 0
+        self.peak_replay_bytes = 0
+        self.merged = 0
+        self.frames_sent = 0
+        self.overflowed = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held against ``max_bytes`` (queued or being sent)."""
+        return self._nbytes
+
+    @property
+    def closing(self) -> bool:
+        return self._close is not None
+
+    # --- producers (synchronous, never block) ------------------------------------------
+
+    def push(self, event: SinkEvent) -> None:
+        """Queue a session event (the ``Sink`` protocol). Hot path for deltas."""
+        if self._close is not None:
+            return
+        if type(event) is Delta:
+            size = len(event.text)
+            tail = self._open.get(event.response_id)
+            if tail is not None and tail.chars + size <= MAX_MERGED_CHARS:
+                if self._charge(tail, size):
+                    tail.parts.append(event.text)
+                    tail.chars += size
+                    tail.seq = event.seq
+                    self.merged += 1
+                return
+            entry = _PendingDelta(event.response_id, event.seq, event.text)
+            if self._charge(entry, size + EVENT_OVERHEAD_BYTES):
+                self._open[event.response_id] = entry
+                self._append(entry)
+            return
+        # Any other event of a response ends merging into its queued delta, so that a
+        # later delta never jumps ahead of it.
+        self._open.pop(event.response_id, None)
+        queued = _Queued(event, 0, 0)
+        if self._charge(queued, EVENT_OVERHEAD_BYTES):
+            self._append(queued)
+
+    def push_frame(self, frame: dict[str, Any]) -> None:
+        """Queue a control frame (session.created, error, pong, ...)."""
+        self.push_bytes(wire.control(frame))
+
+    def push_bytes(self, data: bytes) -> None:
+        if self._close is not None:
+            return
+        queued = _Queued(data, 0, 0)
+        if self._charge(queued, len(data)):
+            self._append(queued)
+
+    @contextlib.contextmanager
+    def replaying(self) -> Iterator[None]:
+        """Charge what is pushed inside (synchronously) to the replay allowance."""
+        self._replaying = True
+        try:
+            yield
+        finally:
+            self._replaying = False
+
+    def close(self, code: int, reason: str | None = None) -> None:
+        """Send what is queued, then close with ``code``. Later pushes are dropped."""
+        if self._close is None:
+            self._close = (code, reason or close_codes.REASONS.get(code, ""))
+            self._wakeup.set()
+            scope = self._send_scope
+            if scope is not None:
+                # A writer blocked on a client that stopped reading gets a bounded flush.
+                scope.deadline = min(scope.deadline, anyio.current_time() + CLOSE_GRACE_S)
+
+    # --- writer side ---------------------------------------------------------------------
+
+    def take(self) -> list[tuple[bytes, int, int]]:
+        """Everything queued, encoded: ``(frame, cost, credit)``; report each via :meth:`sent`."""
+        entries, self._entries = self._entries, deque()
+        self._open.clear()
+        if self._close is None:
+            self._wakeup = anyio.Event()
+        return [(entry.encode(), entry.cost, entry.credit) for entry in entries]
+
+    def sent(self, cost: int, credit: int = 0) -> None:
+        self.frames_sent += 1
+        if self.overflowed:
+            return  # the overflow already dropped every charge
+        self._nbytes -= cost
+        self._credit -= credit
+
+    async def wait(self) -> None:
+        await self._wakeup.wait()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _append(self, entry: _Queued | _PendingDelta) -> None:
+        self._entries.append(entry)
+        self._wakeup.set()
+
+    def _charge(self, entry: _Queued | _PendingDelta, size: int) -> bool:
+        if self._replaying:
+            credit = self._credit + size
+            if credit <= self._replay_bytes:
+                self._credit = credit
+                entry.credit += size
+                if credit > self.peak_replay_bytes:
+                    self.peak_replay_bytes = credit
+                return True
+        total = self._nbytes + size
+        if total > self._max_bytes:
+            self._overflow()
+            return False
+        self._nbytes = total
+        entry.cost += size
+        if total > self.peak_bytes:
+            self.peak_bytes = total
+        return True
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._entries.clear()
+        self._open.clear()
+        self._nbytes = self._credit = 0
+        self._close = (close_codes.SLOW_CONSUMER, close_codes.REASONS[close_codes.SLOW_CONSUMER])
+        self._wakeup.set()
+        if self._send_scope is not None:
+            # The writer is stuck sending to this client: stop it now, not after the send.
+            self._send_scope.cancel()
+
+    # --- the writer ------------------------------------------------------------------------
+
+    async def run_writer(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
+    ) -> None:
+        """Drain the outbox into ``send`` until a close is requested and done.
+
+        Each wake-up takes everything queued at once. ``send``/``close`` may raise
+        when the peer is gone; that ends the writer.
+        """
+        while True:
+            await self._wakeup.wait()
+            batch = self.take()
+            if batch:
+                with anyio.CancelScope() as scope:
+                    if self._close is not None:
+                        scope.deadline = anyio.current_time() + CLOSE_GRACE_S
+                    self._send_scope = scope
+                    try:
+                        for data, cost, credit in batch:
+                            await send(data)
+                            self.sent(cost, credit)
+                    finally:
+                        self._send_scope = None
+            if self._close is not None and not self._entries:
+                code, reason = self._close
+                with anyio.move_on_after(CLOSE_GRACE_S):
+                    await close(code, reason)
+                return

@@ -1,0 +1,281 @@
+"""Sans-I/O protocol state of one socket: client frames in, session manager calls out.
+
+:class:`SocketProtocol` never touches the socket. It is fed the text (or binary)
+frames the transport received, answers through the socket's
+:class:`~gateway.ws.outbox.Outbox`, and asks for the socket to be closed by
+closing the outbox. Every method is synchronous -- the session manager's are too
+-- so a test can drive it without a socket or an event loop beyond the one the
+manager's task group needs.
+
+Errors never escape: each failure becomes one ``error`` frame naming the ids it
+can (``event_id``, ``request_id``, ``response_id``), and only the limits in the
+close-code table end the socket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from gateway.agents import Orchestrator
+from gateway.errors import (
+    GatewayError,
+    InvalidMessage,
+    MessageTooBig,
+    RateLimited,
+    ResponseNotFound,
+)
+from gateway.providers.base import ChatMessage, ChatParams
+from gateway.router import Router
+from gateway.settings import Settings
+from gateway.telemetry import ChatSummary
+from gateway.ws import close_codes, wire
+from gateway.ws.limits import TokenBucket
+from gateway.ws.messages import (
+    PROTOCOL,
+    Ping,
+    Rejected,
+    ResponseCancel,
+    ResponseCreate,
+    ResponseResume,
+    SessionUpdate,
+    WireParams,
+    parse_client_message,
+)
+from gateway.ws.outbox import Outbox
+from gateway.ws.producer import Producer
+from sessions import ResponseMeta, SessionError, SessionManager
+
+_log = structlog.get_logger("gateway.ws")
+
+
+class SocketProtocol:
+    """One socket's session: parses, rate-limits and dispatches client messages."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        manager: SessionManager,
+        orchestrator: Orchestrator,
+        router: Router,
+        principal: str,
+        outbox: Outbox,
+    ) -> None:
+        self._settings = settings
+        self._manager = manager
+        self._orchestrator = orchestrator
+        self._router = router
+        self._outbox = outbox
+        self._bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
+        self._violations = 0
+        self.principal = principal
+        self.session = manager.open_session(principal, outbox)
+        self._model: str | None = None
+        self._agent: str | None = None
+        self._params: WireParams | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    # --- lifetime ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue ``session.created``: the first frame of every session."""
+        s = self._settings
+        self._outbox.push_frame(
+            {
+                "type": "session.created",
+                "session_id": self.session.id,
+                "protocol": PROTOCOL,
+                "heartbeat_interval_ms": s.heartbeat_interval_ms,
+                "max_message_bytes": s.max_message_bytes,
+                "resume_window_ms": s.resume_window_ms,
+                "limits": {
+                    "max_concurrent_responses": s.max_concurrent_responses,
+                    "messages_per_second": s.messages_per_second,
+                    "message_burst": s.message_burst,
+                    "max_message_bytes": s.max_message_bytes,
+                },
+            }
+        )
+
+    def draining(self, deadline_ms: int) -> None:
+        self._outbox.push_frame({"type": "server.draining", "deadline_ms": deadline_ms})
+
+    def close(self, code: int) -> None:
+        """Flush what is queued, then close the socket with ``code``."""
+        self._outbox.close(code)
+
+    def detach(self) -> None:
+        """The socket is closing or gone: its responses follow the disconnect rule."""
+        self._manager.close_session(self.session)
+
+    # --- inbound ------------------------------------------------------------------------
+
+    def receive_text(self, text: str) -> None:
+        if not self._admit(text):
+            return
+        try:
+            message = parse_client_message(text)
+        except Rejected as rej:
+            self._error(
+                rej.error,
+                event_id=rej.event_id,
+                request_id=rej.request_id,
+                response_id=rej.response_id,
+            )
+            return
+        try:
+            self._dispatch(message)
+        except Exception as exc:
+            if not isinstance(exc, GatewayError | SessionError):
+                _log.exception("ws.dispatch_failed", session_id=self.session.id)
+            self._error(
+                exc,
+                event_id=message.event_id,
+                request_id=getattr(message, "request_id", None),
+                response_id=getattr(message, "response_id", None),
+            )
+
+    def receive_bytes(self, data: bytes) -> None:
+        if self._admit(data):
+            self._error(InvalidMessage("binary frames are not supported: send JSON text"))
+
+    def _admit(self, data: str | bytes) -> bool:
+        """Size and rate limits, checked before any parsing."""
+        limit = self._settings.max_message_bytes
+        # A character is at least one byte: only encode when the length is ambiguous.
+        size = len(data)
+        if size > limit or (
+            isinstance(data, str) and size * 4 > limit and len(data.encode()) > limit
+        ):
+            self._error(MessageTooBig(f"message exceeds {limit} bytes"))
+            self.close(close_codes.MESSAGE_TOO_BIG)
+            return False
+        wait_s = self._bucket.take()
+        if wait_s:
+            self._violations += 1
+            retry_ms = max(1, int(wait_s * 1000 + 0.999))
+            self._error(RateLimited("too many messages", retry_after_ms=retry_ms))
+            if self._violations >= self._settings.max_rate_violations:
+                self.close(close_codes.POLICY_VIOLATION)
+            return False
+        return True
+
+    def _dispatch(
+        self, message: ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping
+    ) -> None:
+        if isinstance(message, ResponseCreate):
+            self._create(message)
+        elif isinstance(message, ResponseCancel):
+            self._manager.cancel(
+                self.session, response_id=message.response_id, request_id=message.request_id
+            )
+        elif isinstance(message, ResponseResume):
+            self._resume(message)
+        elif isinstance(message, SessionUpdate):
+            self._update(message)
+        else:
+            self._outbox.push_frame({"type": "pong", "ts": message.ts})
+
+    # --- messages -----------------------------------------------------------------------
+
+    def _create(self, message: ResponseCreate) -> None:
+        model = message.model or self._model
+        agent = message.agent or self._agent
+        summary = ChatSummary(
+            request_id=message.request_id,
+            transport="ws",
+            principal=self.principal,
+            model=model,
+            stream=True,
+            agent=agent,
+        )
+        summary.extra["session_id"] = self.session.id
+        prepared = self._orchestrator.prepare(
+            messages=[ChatMessage(m.role, m.content) for m in message.messages],
+            model=model,
+            agent=agent,
+            params=_chat_params(self._params, message.params),
+        )
+        summary.model = prepared.route.requested_model
+        primary = prepared.route.targets[0]
+        # A known request_id re-attaches and replays its response: that burst is a replay.
+        with self._outbox.replaying():
+            self._manager.create_response(
+                self.session,
+                message.request_id,
+                produce=Producer(self._router, prepared, summary),
+                meta=ResponseMeta(model=primary.model, provider=primary.provider, agent=agent),
+                conversation_id=message.conversation_id,
+            )
+
+    def _resume(self, message: ResponseResume) -> None:
+        with self._outbox.replaying():
+            result = self._manager.resume(
+                self.session, message.response_id, message.epoch, message.last_seq
+            )
+        if not result.recovered:
+            # resume.result already says so; the error carries the client's event_id
+            # for clients that correlate failures generically.
+            self._error(
+                _response_not_found(),
+                event_id=message.event_id,
+                response_id=message.response_id,
+            )
+
+    def _update(self, message: SessionUpdate) -> None:
+        update = message.session
+        fields = update.model_fields_set
+        # Validate before changing anything: an update applies whole or not at all.
+        if "model" in fields and update.model is not None:
+            self._router.resolve(update.model)
+        if "agent" in fields and update.agent is not None:
+            self._orchestrator.agent(update.agent)
+        if "model" in fields:
+            self._model = update.model
+        if "agent" in fields:
+            self._agent = update.agent
+        if "params" in fields:
+            self._params = update.params
+        session: dict[str, Any] = {
+            "model": self._model,
+            "agent": self._agent,
+            "params": None if self._params is None else self._params.model_dump(),
+        }
+        self._outbox.push_frame({"type": "session.updated", "session": session})
+
+    def _error(
+        self,
+        exc: BaseException,
+        *,
+        event_id: str | None = None,
+        request_id: str | None = None,
+        response_id: str | None = None,
+    ) -> None:
+        self._outbox.push_bytes(
+            wire.error(exc, event_id=event_id, request_id=request_id, response_id=response_id)
+        )
+
+
+def _chat_params(defaults: WireParams | None, given: WireParams | None) -> ChatParams | None:
+    """Request params over the session's defaults, field by field."""
+    if defaults is None and given is None:
+        return None
+    layers = [p for p in (defaults, given) if p is not None]
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for name in ("temperature", "max_tokens", "top_p"):
+            value = getattr(layer, name)
+            if value is not None:
+                merged[name] = value
+        if layer.stop is not None:
+            merged["stop"] = layer.stop_tuple
+    return ChatParams(**merged)
+
+
+def _response_not_found() -> GatewayError:
+    return ResponseNotFound("no such response to resume (unknown, expired or from another server)")
