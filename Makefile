@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LINT_PATHS := $(wildcard gateway sessions tests bench)
 
 .PHONY: run test lint typecheck unit bench schema clean
 
@@ -19,8 +20,8 @@ run: $(BIN)/activate
 test: lint typecheck unit
 
 lint: $(BIN)/activate
-	$(BIN)/ruff check gateway sessions tests bench
-	$(BIN)/ruff format --check gateway sessions tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(BIN)/activate
 	$(BIN)/mypy

@@ -45,6 +45,7 @@ class Orchestrator:
     def __init__(self, settings: Settings, router: Router) -> None:
         self._router = router
         self._default_model = settings.default_model
+        self._default_agent = settings.default_agent
         self.agents: dict[str, Agent] = {
             name: Agent.from_config(name, cfg) for name, cfg in settings.agents.items()
         }
@@ -65,11 +66,14 @@ class Orchestrator:
     ) -> Prepared:
         """Resolve agent -> model -> route. Raises AgentNotFound / ModelNotFound / ValidationFailed.
 
-        Precedence: explicit model > the agent's model > the default model; explicit
-        params > the agent's params. The agent's instructions become the first system message.
+        ``agent=None`` means the configured default agent (``settings.default_agent``;
+        none when that is unset). Precedence: explicit model > the agent's model > the
+        default model; explicit params > the agent's params. The agent's instructions
+        become the first system message.
         """
         if not messages:
             raise ValidationFailed("messages must not be empty", param="messages")
+        agent = agent or self._default_agent
         preset = self.agent(agent) if agent is not None else None
         chosen = model or (preset.model if preset else None) or self._default_model
         route = self._router.resolve(chosen)

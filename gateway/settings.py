@@ -17,7 +17,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -126,7 +134,9 @@ class Settings(BaseSettings):
     aliases: dict[str, str] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=_default_agents)
-    default_agent: str = "assistant"
+    default_agent: str | None = Field(
+        "assistant", description="agent applied when a request names none; empty = none"
+    )
     timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)  # type: ignore[arg-type]
     health_probe_ttl_s: float = Field(10.0, ge=0)
@@ -152,6 +162,25 @@ class Settings(BaseSettings):
     outbox_max_bytes: int = Field(1024 * 1024, ge=1024)
     replay_max_events: int = Field(10_000, ge=1)
     replay_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+
+    @field_validator("agents", mode="after")
+    @classmethod
+    def _keep_builtin_agents(cls, value: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
+        # Configured agents add to (or redefine) the shipped ones rather than replace them.
+        return {**_default_agents(), **value}
+
+    @field_validator("default_agent", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _default_agent_exists(self) -> Settings:
+        if self.default_agent is not None and self.default_agent not in self.agents:
+            raise ValueError(
+                f"default_agent '{self.default_agent}' is not one of the configured agents"
+            )
+        return self
 
     @field_validator("ollama_models", "allowed_origins", "client_keys", mode="before")
     @classmethod

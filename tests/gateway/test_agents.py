@@ -20,6 +20,7 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
     config: dict[str, Any] = {
         "openai_api_key": "sk-test",
         "default_model": "demo/echo",
+        "default_agent": None,
         "aliases": {"fast": "gpt-4o-mini"},
         "agents": {
             "coder": {
@@ -112,3 +113,21 @@ def test_default_agents_are_loaded() -> None:
     triage = orchestrator.agent("ticket-triage")
     assert triage.params.temperature == 0.2
     assert "triage" in triage.instructions
+
+
+def test_the_default_agent_applies_when_none_is_named() -> None:
+    orchestrator = _orchestrator(default_agent="coder")
+    prepared = orchestrator.prepare(messages=USER)
+    assert prepared.agent == "coder"
+    assert prepared.request.messages[0] == ChatMessage("system", "Answer with code only.")
+    assert prepared.route.targets[0] == Target("demo", "lorem")
+    # A named agent still wins over the default.
+    assert orchestrator.prepare(messages=USER, agent="plain").request.messages == USER
+
+
+def test_default_agent_must_exist() -> None:
+    from gateway.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="default_agent"):
+        load_settings(default_agent="nope")
+    assert load_settings(default_agent="").default_agent is None
