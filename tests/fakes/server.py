@@ -19,14 +19,18 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, **config: Any) -> AsyncIterator[str]:
+async def serve(app: Any, *, send_buffer: int | None = None, **config: Any) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1:<free port>; yields the base URL ``http://127.0.0.1:N``.
 
     Extra keyword arguments go to :class:`uvicorn.Config` (e.g. ``ws_max_size``).
-    On exit the server shuts down the way it does in production.
+    ``send_buffer`` pins SO_SNDBUF of the listening socket, which every accepted
+    connection inherits (no autotuning): a client that stops reading then blocks
+    the server's sends soon. On exit the server shuts down the way it does in production.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config.setdefault("log_level", "warning")

@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import orjson
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -26,7 +25,6 @@ from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from sessions import SessionManager
 from tests.fakes import FakeUpstream, serve
-from tests.fakes.server import _QuietServer
 
 PROTOCOL = Subprotocol("chat-gateway.v1")
 WAIT_S = 3.0
@@ -88,37 +86,8 @@ async def gateway(
     """A gateway on real uvicorn. ``send_buffer`` pins the kernel send buffer of its
     sockets (no autotuning), so a client that stops reading blocks the server soon."""
     app = create_app(config or settings(**overrides))
-    server = (
-        serve(app, **(uvicorn or {}))
-        if send_buffer is None
-        else _serve_with(app, send_buffer, uvicorn or {})
-    )
-    async with server as base:
+    async with serve(app, send_buffer=send_buffer, **(uvicorn or {})) as base:
         yield Gateway(base.replace("http://", "ws://") + "/api/v1/ws", base, app.state.services)
-
-
-@contextlib.asynccontextmanager
-async def _serve_with(app: Any, send_buffer: int, config: dict[str, Any]) -> AsyncIterator[str]:
-    # tests.fakes.serve, but the listening socket's SO_SNDBUF is inherited by every
-    # accepted connection.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config.setdefault("log_level", "warning")
-    config.setdefault("lifespan", "on")
-    server = _QuietServer(uvicorn.Config(app, **config))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        # uvicorn offers no event for "started": poll, as tests.fakes.serve does.
-        while not server.started:  # noqa: ASYNC110
-            await anyio.sleep(0.005)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-    sock.close()
 
 
 def small_receive_socket(gw: Gateway, receive_buffer: int = 4096) -> socket.socket:
