@@ -4,6 +4,13 @@
 
 Once it listens it prints ``listening on http://HOST:PORT`` on stdout (``--port 0``
 picks a free port, which that line then names).
+
+``GET /_fake/requests[?since=ID]`` lists what the fake saw (requests with an id
+above ``since``): ``{"requests": [{id, path, stream, marker, started_at, ended_at,
+outcome, chunks_sent}]}``, with ``marker`` the last user message's text and the
+times from ``time.monotonic()`` (comparable across processes on Linux).
+``--stamp-tokens`` makes every streamed token `` @<time.monotonic_ns()>`` taken
+as it is sent, so a client can measure each token's delivery latency.
 """
 
 from __future__ import annotations
@@ -12,11 +19,18 @@ import argparse
 import asyncio
 import importlib
 import socket
+import time
 from collections.abc import Sequence
+from typing import Any, SupportsIndex, overload
 
+import orjson
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 
-from tests.fakes.base import FakeUpstream, Scenario
+from tests.fakes.base import FakeUpstream, RequestRecord, Scenario
 
 PROVIDERS = ("openai", "anthropic", "ollama")
 
@@ -28,8 +42,60 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="0 = any free port")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per streamed answer")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="pause before each token")
+    parser.add_argument(
+        "--stamp-tokens",
+        action="store_true",
+        help="each token is ' @<monotonic ns>' taken as it is sent (latency benchmarks)",
+    )
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
+
+
+class _StampedTokens(list[str]):
+    """Tokens whose text is the send time: the fakes read ``tokens[i]`` just before sending."""
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return super().__getitem__(index)
+        return f" @{time.monotonic_ns()}"
+
+
+def _marker(body: Any) -> str | None:
+    """The text of the last user message: how a benchmark client names its request."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
+
+
+def _describe(record: RequestRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "path": record.path,
+        "stream": record.stream,
+        "marker": _marker(record.body),
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "outcome": record.outcome,
+        "chunks_sent": record.chunks_sent,
+    }
+
+
+def _with_stats(app: Any, upstream: FakeUpstream) -> Starlette:
+    async def requests(request: Request) -> Response:
+        since = int(request.query_params.get("since", "0"))
+        listed = [_describe(r) for r in upstream.requests if r.id > since]
+        return Response(orjson.dumps({"requests": listed}), media_type="application/json")
+
+    return Starlette(routes=[Route("/_fake/requests", requests), Mount("/", app=app)])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -42,14 +108,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.name != name:
             raise
         raise SystemExit(f"no fake for {args.provider}: {name} does not exist") from None
-    scenario = Scenario(
-        tokens=[f" tok{i}" for i in range(args.tokens)], delay_s=args.delay_ms / 1000
-    )
-    app = module.create_app(FakeUpstream(scenario))
+    tokens = [f" tok{i}" for i in range(args.tokens)]
+    if args.stamp_tokens:
+        tokens = _StampedTokens(tokens)
+    scenario = Scenario(tokens=tokens, delay_s=args.delay_ms / 1000)
+    upstream = FakeUpstream(scenario)
+    app = _with_stats(module.create_app(upstream), upstream)
 
     # Binding here, before uvicorn starts, lets ``--port 0`` report the real port.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this on Linux. Without it Nagle holds each small SSE
+    # chunk until the client's delayed ACK (~40 ms): no real provider streams like that.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((args.host, args.port))
     # Listening now queues early connections in the backlog until uvicorn accepts them.
     sock.listen(2048)

@@ -1,0 +1,43 @@
+"""How long and how hard each scenario runs: the full run and the ``--quick`` smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    quick: bool
+    warmup_s: float
+    measure_s: float
+    concurrencies: tuple[int, ...]
+    latency_measure_s: float
+    cancel_rounds: int
+    idle_counts: tuple[int, ...]
+    resume_rounds: int
+
+    @classmethod
+    def full(cls) -> Config:
+        return cls(
+            quick=False,
+            warmup_s=1.5,
+            measure_s=6.0,
+            concurrencies=(1, 10, 100, 500),
+            latency_measure_s=10.0,
+            cancel_rounds=5,
+            idle_counts=(1_000, 10_000),
+            resume_rounds=50,
+        )
+
+    @classmethod
+    def smoke(cls) -> Config:
+        return cls(
+            quick=True,
+            warmup_s=0.5,
+            measure_s=2.0,
+            concurrencies=(1, 100),
+            latency_measure_s=3.0,
+            cancel_rounds=1,
+            idle_counts=(1_000,),
+            resume_rounds=5,
+        )

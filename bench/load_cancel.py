@@ -1,0 +1,194 @@
+"""Load driver: N concurrent clients each stop their response after its Nth token.
+
+Modes: ``ws`` sends ``response.cancel``; ``ws-close`` closes the socket (the
+gateway must then run with a resume window of 0); ``sse`` closes the HTTP
+stream; ``direct`` (the baseline) closes a stream read from the fake itself.
+Each request names itself in its user message (the fake reports it as
+``marker``); the client notes ``time.monotonic()`` just before it cancels, and
+the fake's ``ended_at`` for that request says when the upstream saw its
+connection closed. Both are CLOCK_MONOTONIC, so the difference is the cancel
+latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+
+from bench import _driver
+from bench.stats import summary
+
+_GRACE_S = 3.0  # how long an upstream stream may take to end before it counts as orphaned
+
+
+def _create(marker: str) -> str:
+    return orjson.dumps(
+        {
+            "type": "response.create",
+            "request_id": marker,
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": marker}],
+        }
+    ).decode()
+
+
+async def _connect(url: str, key: str) -> Any:
+    ws = await websockets.connect(
+        url,
+        subprotocols=["chat-gateway.v1"],  # type: ignore[list-item]
+        additional_headers={"authorization": f"Bearer {key}"},
+        ping_interval=None,
+        compression=None,
+        max_size=None,
+    )
+    await ws.recv()  # session.created
+    return ws
+
+
+async def _ws_worker(
+    worker: int, args: dict[str, Any], cancels: dict[str, tuple[float, int]], statuses: list[str]
+) -> None:
+    url = args["url"].replace("http://", "ws://") + "/api/v1/ws"
+    after: int = args["after_tokens"]
+    close_socket = args["mode"] == "ws-close"
+    ws = await _connect(url, args["key"])
+    try:
+        for round_ in range(args["rounds"]):
+            if close_socket and round_:
+                ws = await _connect(url, args["key"])
+            marker = f"cancel-{worker}-{round_}"
+            await ws.send(_create(marker))
+            tokens = 0
+            response_id = None
+            while True:
+                frame = orjson.loads(await ws.recv())
+                kind = frame["type"]
+                if kind == "response.created":
+                    response_id = frame["response_id"]
+                elif kind == "response.output_text.delta":
+                    tokens = frame["seq"]
+                    if tokens >= after and marker not in cancels:
+                        if close_socket:
+                            cancels[marker] = (time.monotonic(), tokens)
+                            await ws.close()
+                            break
+                        cancel = {"type": "response.cancel", "response_id": response_id}
+                        data = orjson.dumps(cancel).decode()
+                        cancels[marker] = (time.monotonic(), tokens)
+                        await ws.send(data)
+                elif kind in ("response.done", "error"):
+                    statuses.append(frame.get("status", "error"))
+                    break
+    finally:
+        await ws.close()
+
+
+async def _sse_worker(
+    worker: int,
+    args: dict[str, Any],
+    client: httpx.AsyncClient,
+    cancels: dict[str, tuple[float, int]],
+    statuses: list[str],
+) -> None:
+    if args["mode"] == "direct":  # the baseline: the same client on the fake itself
+        url, headers = args["url"] + "/v1/chat/completions", {}
+    else:
+        url = args["url"] + "/api/v1/chat/completions"
+        headers = {"authorization": f"Bearer {args['key']}"}
+    after: int = args["after_tokens"]
+    for round_ in range(args["rounds"]):
+        marker = f"cancel-{worker}-{round_}"
+        body = {
+            "model": "gpt-4o-mini",
+            "stream": True,
+            "messages": [{"role": "user", "content": marker}],
+        }
+        tokens = 0
+        async with client.stream("POST", url, json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: {") and '"content":"' in line:
+                    if '"content":""' in line:
+                        continue
+                    tokens += 1
+                    if tokens >= after:
+                        # Leaving the block closes the stream (and its connection).
+                        cancels[marker] = (time.monotonic(), tokens)
+                        break
+        statuses.append("closed" if marker in cancels else "completed")
+
+
+async def _upstream_records(fake: str, since: int, markers: set[str]) -> dict[str, Any]:
+    """The fake's record of every marker, waiting up to the grace period for them to end."""
+    deadline = time.monotonic() + _GRACE_S
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            reply = await client.get(f"{fake}/_fake/requests", params={"since": since})
+            records = {r["marker"]: r for r in reply.json()["requests"] if r["marker"] in markers}
+            pending = [r for r in records.values() if r["outcome"] == "pending"]
+            if (len(records) == len(markers) and not pending) or time.monotonic() > deadline:
+                return records
+            await asyncio.sleep(0.05)
+
+
+async def _main(args: dict[str, Any]) -> dict[str, Any]:
+    concurrency: int = args["concurrency"]
+    cancels: dict[str, tuple[float, int]] = {}
+    statuses: list[str] = []
+    pids = {"client": os.getpid(), **args.get("pids", {})}
+    cpu0 = _driver.cpu_of(pids)
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=None), timeout=httpx.Timeout(60.0)
+    )
+
+    async def staggered(worker: int) -> None:
+        await asyncio.sleep(random.uniform(0, args.get("stagger_s", 0.2)))
+        if args["mode"] in ("sse", "direct"):
+            await _sse_worker(worker, args, client, cancels, statuses)
+        else:
+            await _ws_worker(worker, args, cancels, statuses)
+
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(staggered(w) for w in range(concurrency)), return_exceptions=True
+    )
+    elapsed = time.monotonic() - started
+    await client.aclose()
+    cpu1 = _driver.cpu_of(pids)
+    failures = [repr(r) for r in results if isinstance(r, BaseException)]
+    records = await _upstream_records(args["fake_url"], args["since"], set(cancels))
+    latencies = []
+    outcomes: dict[str, int] = {}
+    chunks_after: list[int] = []
+    for marker, (sent, tokens_seen) in cancels.items():
+        record = records.get(marker)
+        outcome = record["outcome"] if record else "missing"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if record and record["ended_at"] is not None and outcome == "disconnected":
+            latencies.append((record["ended_at"] - sent) * 1000)
+            chunks_after.append(record["chunks_sent"] - tokens_seen)
+    return {
+        "mode": args["mode"],
+        "concurrency": concurrency,
+        "after_tokens": args["after_tokens"],
+        "elapsed_s": elapsed,
+        "cancelled": len(cancels),
+        "client_statuses": {s: statuses.count(s) for s in set(statuses)},
+        "upstream_outcomes": outcomes,
+        "orphaned": outcomes.get("pending", 0),
+        "completed_despite_cancel": outcomes.get("completed", 0),
+        "cancel_to_upstream_closed_ms": summary(latencies),
+        "upstream_chunks_after_cancel": summary([float(c) for c in chunks_after]),
+        "worker_failures": failures[:5],
+        "cpu_s": {k: cpu1[k] - cpu0[k] for k in pids},
+    }
+
+
+if __name__ == "__main__":
+    _driver.run(_main)

@@ -1,0 +1,217 @@
+"""The processes of a benchmark run: fake upstream, gateway, floor server, load drivers.
+
+Each server is its own process on loopback, started and stopped here; the load
+drivers are separate processes too (``python -m bench.load_*``) that print one
+JSON object on stdout. Nothing here measures anything but readiness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil  # type: ignore[import-untyped]
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CLIENT_KEY = "bench-client-key"
+MODEL = "openai/gpt-4o-mini"
+_START_TIMEOUT_S = 30.0
+
+
+def raise_fd_limit() -> None:
+    """10,000 sockets need more descriptors than the usual soft limit; children inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running server process and its base URL."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_s(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def fake_requests(self, since: int = 0) -> list[dict[str, Any]]:
+        reply = httpx.get(f"{self.url}/_fake/requests", params={"since": since}, timeout=30)
+        reply.raise_for_status()
+        listed: list[dict[str, Any]] = reply.json()["requests"]
+        return listed
+
+    def last_request_id(self) -> int:
+        listed = self.fake_requests()
+        return max((r["id"] for r in listed), default=0)
+
+    def wait_quiet(self, since: int, timeout_s: float = 10.0) -> int:
+        """Wait until no stream the fake started after ``since`` is still running.
+
+        Returns how many were still running at the deadline (0 when quiet).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pending = sum(1 for r in self.fake_requests(since) if r["outcome"] == "pending")
+            if pending == 0 or time.monotonic() > deadline:
+                return pending
+            time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def fake_upstream(*, tokens: int, delay_ms: float = 0.0, stamp: bool = False) -> Iterator[Server]:
+    command = [PYTHON, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
+    command += ["--tokens", str(tokens), "--delay-ms", str(delay_ms)]
+    if stamp:
+        command.append("--stamp-tokens")
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"fake upstream did not start: {line!r}")
+        yield Server("fake", process, line.removeprefix("listening on "))
+    finally:
+        _stop(process)
+
+
+def gateway_env(upstream: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        {
+            "OPENAI_API_KEY": "bench-key",
+            "GATEWAY_OPENAI_BASE_URL": f"{upstream}/v1",
+            "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_CLIENT_KEYS": CLIENT_KEY,
+            "GATEWAY_MAX_SOCKETS": "20000",
+            "GATEWAY_MAX_SOCKETS_PER_KEY": "20000",
+            "GATEWAY_MESSAGES_PER_SECOND": "10000",
+            "GATEWAY_MESSAGE_BURST": "10000",
+            "GATEWAY_IDLE_TIMEOUT_MS": "600000",
+        }
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def gateway(upstream: str, extra: Mapping[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    command = [str(Path(PYTHON).with_name("chat-gateway")), "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=gateway_env(upstream, extra), stdout=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(process, f"{url}/health/ready")
+        yield Server("gateway", process, url)
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def floor_server() -> Iterator[Server]:
+    """The bare Starlette/uvicorn WebSocket server (:mod:`bench.floor_ws`)."""
+    port = free_port()
+    command = [PYTHON, "-m", "bench.floor_ws", "--port", str(port), "--key", CLIENT_KEY]
+    process = subprocess.Popen(command, cwd=REPO)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(process, f"{url}/ready")
+        yield Server("floor", process, url)
+    finally:
+        _stop(process)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url}: not ready after {_START_TIMEOUT_S} s")
+
+
+def run_driver(module: str, args: Mapping[str, Any], timeout_s: float = 600) -> dict[str, Any]:
+    """Run ``python -m bench.<module>`` with ``args`` as JSON; returns its JSON result."""
+    command = [PYTHON, "-m", f"bench.{module}", orjson.dumps(dict(args)).decode()]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"bench.{module} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}"
+        )
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    return result
+
+
+@contextlib.contextmanager
+def interactive_driver(module: str, args: Mapping[str, Any]) -> Iterator[_Interactive]:
+    """A driver that reports stages as JSON lines and waits for a line on stdin between them."""
+    command = [PYTHON, "-m", f"bench.{module}", orjson.dumps(dict(args)).decode()]
+    process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        yield _Interactive(process)
+    finally:
+        _stop(process)
+
+
+class _Interactive:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+
+    def read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"driver exited early ({self._process.wait()})")
+        result: dict[str, Any] = orjson.loads(line)
+        return result
+
+    def proceed(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(b"go\n")
+        self._process.stdin.flush()

@@ -1,0 +1,130 @@
+"""Scenario 3: cancel latency and orphaned upstream streams, at concurrency 100.
+
+Upstream paced at 5 ms/token (busy: 100 streams x 200 tokens/s each). Every
+response is stopped after its 5th token; the fake reports when it saw each
+upstream connection close. Baseline: the same client closing a stream it reads
+from the fake directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import procs
+from bench.config import Config
+from bench.report import Row, Section
+
+TOKENS = 200
+DELAY_MS = 5.0
+AFTER = 5
+CONCURRENCY = 100
+P99_BOUND_MS = 20.0
+_MODES = (
+    ("ws", "WebSocket response.cancel"),
+    ("sse", "HTTP SSE stream closed"),
+    ("ws-close", "WebSocket socket closed (resume window 0)"),
+)
+
+
+def _drive(cfg: Config, mode: str, target: procs.Server, fake: procs.Server) -> dict[str, Any]:
+    since = fake.last_request_id()
+    pids = {"fake": fake.pid} if target is fake else {"gateway": target.pid, "fake": fake.pid}
+    return procs.run_driver(
+        "load_cancel",
+        {
+            "mode": mode,
+            "url": target.url,
+            "fake_url": fake.url,
+            "since": since,
+            "key": procs.CLIENT_KEY,
+            "concurrency": CONCURRENCY,
+            "rounds": cfg.cancel_rounds,
+            "after_tokens": AFTER,
+            "pids": pids,
+        },
+    )
+
+
+def run(cfg: Config) -> Section:
+    runs: dict[str, dict[str, Any]] = {}
+    with procs.fake_upstream(tokens=TOKENS, delay_ms=DELAY_MS) as fake:
+        runs["direct"] = _drive(cfg, "direct", fake, fake)
+        with procs.gateway(fake.url) as gw:
+            runs["ws"] = _drive(cfg, "ws", gw, fake)
+            runs["sse"] = _drive(cfg, "sse", gw, fake)
+        with procs.gateway(fake.url, {"GATEWAY_RESUME_WINDOW_MS": "0"}) as gw:
+            runs["ws-close"] = _drive(cfg, "ws-close", gw, fake)
+    base = runs["direct"]["cancel_to_upstream_closed_ms"]
+    rows: list[Row] = []
+    for mode, name in _MODES:
+        result = runs[mode]
+        latency = result["cancel_to_upstream_closed_ms"]
+        p99 = latency["p99"]
+        rows.append(
+            Row(
+                f"{name}: cancel -> upstream closed p99",
+                p99,
+                base["p99"],
+                "ms",
+                f"<= {P99_BOUND_MS:g} ms",
+                p99 is not None and p99 <= P99_BOUND_MS,
+                compare="added",
+            )
+        )
+        rows.append(
+            Row(
+                f"{name}: upstream streams orphaned",
+                result["orphaned"],
+                runs["direct"]["orphaned"],
+                target="0",
+                met=result["orphaned"] == 0,
+                compare="added",
+            )
+        )
+        stopped = result["upstream_outcomes"].get("disconnected", 0)
+        rows.append(
+            Row(
+                f"{name}: upstream closed before completing, of {result['cancelled']} cancelled",
+                stopped,
+                runs["direct"]["upstream_outcomes"].get("disconnected", 0),
+                target="all",
+                met=result["cancelled"] > 0 and stopped == result["cancelled"],
+                compare="added",
+            )
+        )
+        for pct in ("p50", "max"):
+            rows.append(
+                Row(
+                    f"{name}: cancel -> upstream closed {pct}",
+                    latency[pct],
+                    base[pct],
+                    "ms",
+                    compare="added",
+                )
+            )
+        rows.append(
+            Row(
+                f"{name}: upstream chunks sent after the cancel, p99",
+                result["upstream_chunks_after_cancel"]["p99"],
+                runs["direct"]["upstream_chunks_after_cancel"]["p99"],
+                compare="added",
+            )
+        )
+    failures = {m: r["worker_failures"] for m, r in runs.items() if r["worker_failures"]}
+    notes = [
+        f"{CONCURRENCY} concurrent clients x {cfg.cancel_rounds} rounds; upstream paced at "
+        f"{DELAY_MS:g} ms/token, {TOKENS}-token responses; each response stopped once "
+        f"{AFTER} tokens arrived.",
+        "Latency = the fake's `ended_at` for that request (when it saw the connection close) "
+        "minus the client's `time.monotonic()` just before it sent the cancel / closed.",
+        f"Orphaned = upstream streams still running {3:g} s after the clients finished.",
+        f"Client-side failures: {failures or 'none'}.",
+    ]
+    return Section(
+        "cancel",
+        "3. Cancel latency",
+        "the same client closing a stream read from the fake upstream directly.",
+        rows,
+        notes,
+        raw=runs,
+    )

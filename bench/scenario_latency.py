@@ -1,0 +1,114 @@
+"""Scenario 2: latency the gateway adds, over a paced upstream (20 ms/token).
+
+The fake stamps every token with its send time (``--stamp-tokens``), so besides
+time to first token the driver measures each token's delivery latency (fake send
+-> client receive). "Added" = gateway path minus the direct path, same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import procs
+from bench.config import Config
+from bench.report import Row, Section
+
+DELAY_MS = 20.0
+# (concurrency, tokens per response): 200-token answers as in the relay scenario; at
+# concurrency 1 shorter ones, so that the window holds enough first tokens.
+_LOADS = ((1, 20), (100, 200))
+_PATHS = (("ws", "WebSocket"), ("sse", "HTTP SSE"))
+# (figure, key, percentile, bound in ms): targets apply at concurrency 100.
+_TARGETS = (
+    ("added time to first token p50", "ttft_ms", "p50", 2.0),
+    ("added time to first token p99", "ttft_ms", "p99", 10.0),
+    ("added per-token latency p99", "token_latency_ms", "p99", 1.0),
+)
+
+
+def run(cfg: Config) -> Section:
+    runs: list[dict[str, Any]] = []
+    for concurrency, tokens in _LOADS:
+        with (
+            procs.fake_upstream(tokens=tokens, delay_ms=DELAY_MS, stamp=True) as fake,
+            procs.gateway(fake.url) as gw,
+        ):
+            for mode in ("direct", "ws", "sse"):
+                since = fake.last_request_id()
+                result = procs.run_driver(
+                    "load_relay",
+                    {
+                        "mode": mode,
+                        "url": fake.url if mode == "direct" else gw.url,
+                        "key": procs.CLIENT_KEY,
+                        "concurrency": concurrency,
+                        "warmup_s": cfg.warmup_s,
+                        "measure_s": cfg.latency_measure_s,
+                        "stagger_s": min(cfg.warmup_s, tokens * DELAY_MS / 1000),
+                        "stamp": True,
+                        "pids": {"gateway": gw.pid, "fake": fake.pid},
+                    },
+                )
+                result["tokens_per_response"] = tokens
+                result["left_running"] = fake.wait_quiet(since)
+                runs.append(result)
+
+    def find(mode: str, concurrency: int) -> dict[str, Any]:
+        return next(r for r in runs if r["mode"] == mode and r["concurrency"] == concurrency)
+
+    rows: list[Row] = []
+    for concurrency in (100, 1):
+        base = find("direct", concurrency)
+        for mode, name in _PATHS:
+            gw_run = find(mode, concurrency)
+            for figure, key, pct, bound in _TARGETS:
+                value, baseline = gw_run[key][pct], base[key][pct]
+                met = None
+                if concurrency == 100 and value is not None and baseline is not None:
+                    met = value - baseline <= bound
+                rows.append(
+                    Row(
+                        f"{name}: {figure}, c={concurrency}",
+                        value,
+                        baseline,
+                        "ms",
+                        f"added <= {bound:g} ms" if concurrency == 100 else "",
+                        met,
+                        compare="added",
+                    )
+                )
+            for pct in ("p50", "p99"):
+                rows.append(
+                    Row(
+                        f"{name}: token inter-arrival {pct}, c={concurrency}",
+                        gw_run["gap_ms"][pct],
+                        base["gap_ms"][pct],
+                        "ms",
+                        compare="added",
+                    )
+                )
+    samples = ", ".join(
+        f"{r['mode']} c={r['concurrency']}: {r['ttft_ms']['n']} first tokens, "
+        f"{r['token_latency_ms']['n']} tokens"
+        for r in runs
+    )
+    notes = [
+        f"Fake upstream paced at {DELAY_MS:.0f} ms/token; responses back to back, "
+        + ", ".join(f"{t} tokens each at c={c}" for c, t in _LOADS)
+        + f"; client starts staggered; {cfg.latency_measure_s} s measured per run after "
+        "warm-up. The gateway and its upstream fake are restarted per concurrency.",
+        "Time to first token: client sends the request -> first content token arrives. "
+        "Per-token latency: the fake's send time (stamped into the token) -> client receive; "
+        "both clocks are CLOCK_MONOTONIC of one machine.",
+        "Inter-arrival: gap between consecutive token-carrying frames of a response at the "
+        "client (a merged WebSocket frame counts once).",
+        f"Samples: {samples}.",
+    ]
+    return Section(
+        "latency",
+        "2. Added latency",
+        "the same client reading the fake upstream directly (bare httpx), same run.",
+        rows,
+        notes,
+        raw=runs,
+    )
