@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         providers = ProviderRegistry(settings)
+        providers.warm()
         router = Router(settings, providers)
         sessions = SessionManager(
             resume_window_s=settings.resume_window_ms / 1000,

@@ -9,6 +9,7 @@ drain is done or its deadline passed. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from types import FrameType
 
@@ -43,6 +44,10 @@ class GatewayServer(uvicorn.Server):
             await super().serve(sockets)
             tg.cancel_scope.cancel()
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # runs the app's lifespan start-up first
+        _freeze_startup_heap()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the main thread between two bytecodes of whatever the loop was
         # doing: only hand the work over to the loop, thread-safely.
@@ -73,6 +78,18 @@ class GatewayServer(uvicorn.Server):
     def _services(self) -> Services | None:
         services: Services | None = getattr(self.app.state, "services", None)
         return services
+
+
+def _freeze_startup_heap() -> None:
+    """Exclude everything alive after start-up from the cyclic garbage collector.
+
+    The SDKs, pydantic and their imports leave ~200k long-lived objects, and a full
+    collection walked all of them: ~120 ms of stopped event loop, every stream
+    stalled together, tens of times a minute under load. Frozen objects are never
+    walked again; what requests allocate is still collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_server(settings: Settings) -> GatewayServer:

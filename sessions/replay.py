@@ -1,11 +1,22 @@
-"""Bounded replay buffer of one response's events (by count and bytes; TTL is the manager's)."""
+"""Bounded replay buffer of one response's events (by count and bytes; TTL is the manager's).
+
+Deltas are held as their bare text, not as event objects. A retained response may
+hold thousands of them for the whole resume window, and every object that can
+reference others is tracked by the cyclic garbage collector: at a few thousand
+tokens per second, tracked deltas made each full collection walk hundreds of
+thousands of objects, and those pauses showed up as tens of milliseconds of
+added latency on every live stream. A ``str`` is never tracked, and the seq of
+each held event follows from its position, since seqs have no gaps.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from itertools import islice
 
-from sessions.events import ResponseEvent
+from sessions.events import EVENT_OVERHEAD_BYTES, Delta, ResponseEvent
+
+_Held = str | ResponseEvent  # a Delta is held as its text
 
 
 class ReplayBuffer:
@@ -15,14 +26,23 @@ class ReplayBuffer:
     The newest event is always kept, even if it alone exceeds ``max_bytes``.
     """
 
-    __slots__ = ("_events", "_evicted", "_max_bytes", "_max_events", "_nbytes", "_next_seq")
+    __slots__ = (
+        "_events",
+        "_evicted",
+        "_max_bytes",
+        "_max_events",
+        "_nbytes",
+        "_next_seq",
+        "_response_id",
+    )
 
     def __init__(self, max_events: int, max_bytes: int, *, start_seq: int = 0) -> None:
         if max_events < 1 or max_bytes < 1:
             raise ValueError("replay buffer bounds must be positive")
         self._max_events = max_events
         self._max_bytes = max_bytes
-        self._events: deque[ResponseEvent] = deque()
+        self._events: deque[_Held] = deque()
+        self._response_id = ""  # learnt from the first event: all belong to one response
         self._nbytes = 0
         self._evicted = 0
         self._next_seq = start_seq
@@ -42,7 +62,7 @@ class ReplayBuffer:
     @property
     def first_seq(self) -> int | None:
         """Seq of the oldest event still held, ``None`` when empty."""
-        return self._events[0].seq if self._events else None
+        return self._next_seq - len(self._events) if self._events else None
 
     @property
     def next_seq(self) -> int:
@@ -54,14 +74,15 @@ class ReplayBuffer:
         if event.seq != self._next_seq:
             raise ValueError(f"seq {event.seq} appended, {self._next_seq} expected")
         self._next_seq = event.seq + 1
+        self._response_id = event.response_id
         events = self._events
-        events.append(event)
+        events.append(event.text if type(event) is Delta else event)
         self._nbytes += event.nbytes
         dropped = 0
         while len(events) > 1 and (
             len(events) > self._max_events or self._nbytes > self._max_bytes
         ):
-            self._nbytes -= events.popleft().nbytes
+            self._nbytes -= _nbytes(events.popleft())
             dropped += 1
         self._evicted += dropped
         return dropped
@@ -75,7 +96,15 @@ class ReplayBuffer:
         events = self._events
         if last_seq >= self._next_seq:
             return None
-        first = events[0].seq if events else self._next_seq
+        first = self._next_seq - len(events)
         if last_seq + 1 < first:
             return None
-        return list(islice(events, last_seq + 1 - first, None))
+        response_id = self._response_id
+        return [
+            Delta(response_id, seq, held) if isinstance(held, str) else held
+            for seq, held in enumerate(islice(events, last_seq + 1 - first, None), last_seq + 1)
+        ]
+
+
+def _nbytes(held: _Held) -> int:
+    return EVENT_OVERHEAD_BYTES + len(held) if isinstance(held, str) else held.nbytes

@@ -91,6 +91,13 @@ class ProviderRegistry:
         self._instances[name] = provider
         return provider
 
+    def warm(self) -> None:
+        """Create every configured provider now: SDK imports and connection pools happen
+        at start-up (where a broken configuration fails fast) instead of on a first request.
+        """
+        for name in self.configured:
+            self.get(name)
+
     async def aclose(self) -> None:
         instances, self._instances = list(self._instances.values()), {}
         with anyio.CancelScope(shield=True):

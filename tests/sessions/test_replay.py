@@ -72,3 +72,15 @@ def test_out_of_order_append_is_refused() -> None:
 def test_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ReplayBuffer(0, 10)
+
+
+def test_held_deltas_are_not_tracked_by_the_garbage_collector() -> None:
+    # Thousands of retained deltas per response must not lengthen full GC pauses.
+    import gc
+
+    buffer = ReplayBuffer(100, 10_000, start_seq=1)
+    _fill(buffer, 1, 50)
+    held = gc.get_referents(buffer._events)
+    assert held and not any(gc.is_tracked(item) for item in held)
+    replayed = buffer.since(48) or []
+    assert [(e.response_id, e.seq, e.text) for e in replayed] == [("r", 49, "x"), ("r", 50, "x")]
