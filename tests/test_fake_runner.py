@@ -58,3 +58,38 @@ async def test_rejects_unknown_provider() -> None:
     result = await anyio.run_process(command, cwd=REPO, check=False)
     assert result.returncode == 2
     assert b"invalid choice" in result.stderr
+
+
+async def test_stats_endpoint_reports_how_each_stream_ended() -> None:
+    # The benchmarks read cancel latency from these records: they must be right.
+    command = [sys.executable, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
+    command += ["--tokens", "500", "--delay-ms", "5"]
+    process = await anyio.open_process(command, cwd=REPO)
+    try:
+        with anyio.fail_after(10):
+            base = await _base_url(process)
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "m-1"}]}
+            async with httpx.AsyncClient(base_url=base) as client:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    seen = 0
+                    async for line in response.aiter_lines():
+                        seen += line.startswith("data:")
+                        if seen == 3:
+                            break  # hang up after the role chunk and two tokens
+                record: dict[str, object] = {}
+                while record.get("outcome") in (None, "pending"):
+                    stats = (await client.get("/_fake/requests")).json()["requests"]
+                    record = stats[-1] if stats else {}
+                    await anyio.sleep(0.01)  # polling another process: no event to await
+    finally:
+        process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
+    assert record["marker"] == "m-1"
+    assert record["outcome"] == "disconnected"
+    assert isinstance(record["ended_at"], float)
+    assert isinstance(record["started_at"], float)
+    assert record["ended_at"] >= record["started_at"]
+    assert isinstance(record["chunks_sent"], int)
+    assert 1 <= record["chunks_sent"] < 500
