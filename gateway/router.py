@@ -34,7 +34,13 @@ import anyio
 import structlog
 
 from gateway.errors import ModelNotFound, UpstreamBadRequest, UpstreamError, UpstreamTimeout
-from gateway.providers.base import ChatRequest, Completion, Provider, StreamEvent
+from gateway.providers.base import (
+    ChatRequest,
+    Completion,
+    Provider,
+    StreamEvent,
+    abort_stream,
+)
 from gateway.settings import Settings
 
 _log = structlog.get_logger("gateway.router")
@@ -116,7 +122,7 @@ class RoutedStream:
     timeout's job.
     """
 
-    __slots__ = ("_deadline", "_first", "_next", "target")
+    __slots__ = ("_deadline", "_events", "_first", "_next", "target")
 
     def __init__(
         self,
@@ -127,8 +133,16 @@ class RoutedStream:
     ) -> None:
         self.target = target
         self._first: StreamEvent | None = first
+        self._events = events
         self._next = events.__anext__
         self._deadline = deadline
+
+    def abort(self) -> None:
+        """Cut the answering provider's connection off now (see ``Abortable``).
+
+        Synchronous and never raises; leaving the ``async with`` still closes it.
+        """
+        abort_stream(self._events)
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self

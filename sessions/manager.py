@@ -383,6 +383,9 @@ class SessionManager:
         if not response.running:
             return None
         if status is not Status.COMPLETED:
+            # The synchronous abort closes the upstream in this very turn; the
+            # cancelled scope then unwinds the producer, closing it the orderly way.
+            response._abort_producer()
             response.cancel_scope.cancel()
         done = response._finish(
             status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ class Usage:
 class Response:
     """A response's state. Created by :meth:`SessionManager.create_response` only.
 
-    The producer calls :meth:`emit_delta` (and may update :attr:`usage`); everything
-    else is driven by the manager. After the :class:`Done` nothing more is emitted:
-    later ``emit_delta`` calls are ignored.
+    The producer calls :meth:`emit_delta` (and may update :attr:`usage`), and may
+    register :meth:`on_abort`; everything else is driven by the manager. After the
+    :class:`Done` nothing more is emitted: later ``emit_delta`` calls are ignored.
     """
 
     __slots__ = (
+        "_abort",
         "_buffer",
         "_detached_seq",
         "_expires_at",
@@ -89,6 +91,7 @@ class Response:
         self._detached_seq = 0
         self._expires_at: float | None = None
         self._on_overflow = on_overflow
+        self._abort: Callable[[], None] | None = None
 
     # --- read-only views -------------------------------------------------------------
 
@@ -136,7 +139,29 @@ class Response:
         elif evicted and self._lost_while_detached():
             self._on_overflow(self)
 
+    def on_abort(self, callback: Callable[[], None] | None) -> None:
+        """Register (or with ``None`` clear) what stops the upstream synchronously.
+
+        Cancelling the producer's scope stops it only once its task runs again,
+        possibly several event-loop turns later. When the manager ends the
+        response by force (cancel, disconnect with no resume window, expiry,
+        buffer overflow, drain deadline, shutdown) it calls ``callback`` first,
+        synchronously, so the upstream connection closes in that same turn; the
+        cancellation then unwinds the producer as usual. Called at most once;
+        dropped when the response ends. Ignored once it has ended. Exceptions
+        from it are swallowed: it only speeds up what the cancellation does anyway.
+        """
+        if self.done is None:
+            self._abort = callback
+
     # --- manager side ------------------------------------------------------------------
+
+    def _abort_producer(self) -> None:
+        callback, self._abort = self._abort, None
+        if callback is not None:
+            # Best effort: the cancelled scope stops the producer anyway.
+            with contextlib.suppress(Exception):
+                callback()
 
     def replay(self, last_seq: int) -> list[ResponseEvent] | None:
         """Every event with ``seq > last_seq`` (``Created`` included when ``last_seq < 0``).
@@ -191,6 +216,7 @@ class Response:
             error,
         )
         self.done = done
+        self._abort = None  # its stream is finished or being cancelled: let it go
         self._buffer.append(done)
         if self._sink is not None:
             self._sink.push(done)

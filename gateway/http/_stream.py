@@ -4,13 +4,15 @@ The router stream is opened and its first event awaited *before* the 200 and
 the SSE headers go out, so a failure before the first token (unknown model
 upstream, 503, auth) is a proper HTTP error status. A reader task watches for
 ``http.disconnect`` for the whole response; a hang-up cancels the response, which
-leaves the ``async with`` of the router stream and so closes the upstream request.
+leaves the ``async with`` of the router stream and so closes the upstream request;
+before cancelling, the reader aborts the open router stream, so the upstream
+connection closes in the same event-loop turn that saw the hang-up.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import structlog
@@ -23,7 +25,7 @@ from gateway.http._chunks import DONE, ChunkWriter
 from gateway.http._responses import error_headers
 from gateway.inflight import InFlight
 from gateway.providers.base import Finish, StreamEvent, TextDelta
-from gateway.router import Router
+from gateway.router import RoutedStream, Router
 from gateway.telemetry import ChatSummary
 
 _log = structlog.get_logger("gateway.http.chat")
@@ -55,12 +57,13 @@ class ChatStreamResponse(Response):
         self._log_content = log_content
         self._headers_sent = False
         self._ended = False  # a complete answer (or an error) went out
+        self._upstream: RoutedStream | None = None  # while the router stream is open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             with self._in_flight.track():
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, self._abort)
                     await self._respond(send)
                     tg.cancel_scope.cancel()
         finally:
@@ -71,6 +74,7 @@ class ChatStreamResponse(Response):
     async def _respond(self, send: Send) -> None:
         try:
             async with self._router.stream(self._prepared.route, self._prepared.request) as events:
+                self._upstream = events
                 iterator = events.__aiter__()
                 first = await _next(iterator)
                 self._summary.routed(events.target.provider, events.target.model)
@@ -122,6 +126,11 @@ class ChatStreamResponse(Response):
         self._ended = True
         await _body(send, tail + DONE, more=False)
 
+    def _abort(self) -> None:
+        upstream = self._upstream
+        if upstream is not None:
+            upstream.abort()  # a no-op once the router stream has closed
+
     async def _fail(self, send: Send, err: GatewayError) -> None:
         self._summary.failed(err)
         self._ended = True
@@ -149,9 +158,12 @@ async def _body(send: Send, chunk: bytes, *, more: bool = True) -> None:
     await send({"type": "http.response.body", "body": chunk, "more_body": more})
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+async def _cancel_on_disconnect(
+    receive: Receive, scope: anyio.CancelScope, abort: Callable[[], None]
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            abort()
             scope.cancel()
             return

@@ -10,7 +10,7 @@ here, so a dropped connection or a silent upstream becomes a retryable
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
@@ -19,6 +19,7 @@ import anyio
 import httpx2
 
 from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.providers._abort import SocketAborter
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import StreamEvent
 from gateway.settings import Timeouts
@@ -113,9 +114,14 @@ class SdkStream:
     maps the SDK's exceptions, ``events`` turns the raw ``httpx2`` response into
     normalised events. Exceptions raised by the consumer's own block pass
     through untouched.
+
+    Entering returns the stream itself: an iterator over those events that is
+    also :class:`~gateway.providers.base.Abortable`.
     """
 
-    __slots__ = ("_events", "_make_events", "_open", "_response", "_translate")
+    __slots__ = ("_aborter", "_events", "_make_events", "_open", "_response", "_translate")
+
+    _events: AsyncGenerator[StreamEvent, None]  # set on entering
 
     def __init__(
         self,
@@ -127,15 +133,17 @@ class SdkStream:
         self._translate = translate
         self._make_events = events
         self._response: Any = None
-        self._events: AsyncGenerator[StreamEvent, None] | None = None
+        self._aborter: SocketAborter | None = None
 
-    async def __aenter__(self) -> AsyncGenerator[StreamEvent, None]:
+    async def __aenter__(self) -> SdkStream:
         try:
             self._response = await self._open().__aenter__()
         except Exception as exc:
             raise self._translate(exc) from None
-        self._events = self._make_events(self._response.http_response)
-        return self._events
+        http_response: httpx2.Response = self._response.http_response
+        self._aborter = SocketAborter(http_response)
+        self._events = self._make_events(http_response)
+        return self
 
     async def __aexit__(
         self,
@@ -144,7 +152,18 @@ class SdkStream:
         tb: TracebackType | None,
     ) -> None:
         with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
-            if self._events is not None:
+            if self._response is not None:  # entered: the events exist too
                 await self._events.aclose()
-            if self._response is not None:
                 await self._response.close()
+
+    def __aiter__(self) -> SdkStream:
+        return self
+
+    def __anext__(self) -> Awaitable[StreamEvent]:
+        # The generator's own awaitable: no extra coroutine frame per token.
+        return self._events.__anext__()
+
+    def abort(self) -> None:
+        """Shut the upstream socket down at once (see ``Abortable``); never raises."""
+        if self._aborter is not None:
+            self._aborter.abort()

@@ -15,6 +15,14 @@ upstream HTTP response. That is what makes "Stop" stop the provider's spend.
 The iterator yields zero or more :class:`TextDelta`, then exactly one
 :class:`Finish` (which carries the usage when the upstream reported it), then
 stops. Upstream failures are raised as :class:`gateway.errors.UpstreamError`.
+
+Leaving the block closes the response in an orderly way, but that takes a few
+event-loop turns (the consumer task must resume, then each async close runs).
+Where a stop must reach the upstream at once, the iterator may also be
+:class:`Abortable`: its ``abort()`` shuts the upstream socket down synchronously,
+and the normal exit still runs afterwards as cleanup. Callers use
+:func:`abort_stream`, which does nothing for iterators without it (the demo
+provider has no socket to abort).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 FinishReason: TypeAlias = Literal[
     "stop", "length", "content_filter", "tool_calls", "error", "cancelled"
@@ -87,6 +95,29 @@ class ModelInfo:
     id: str  # the provider's own name, without the ``provider/`` prefix
     owned_by: str
     description: str | None = None
+
+
+@runtime_checkable
+class Abortable(Protocol):
+    """An event iterator that can cut its upstream connection off synchronously."""
+
+    def abort(self) -> None:
+        """Shut the upstream socket down now (``shutdown(SHUT_RDWR)``): the upstream
+        sees the connection close in this very event-loop iteration.
+
+        Synchronous, idempotent, never raises; a no-op once the response is closed
+        (its connection may already serve another request). Reads after it fail
+        or end, and the stream's ``async with`` exit must still run to release
+        the response.
+        """
+        ...
+
+
+def abort_stream(events: object) -> None:
+    """``events.abort()`` if the iterator is :class:`Abortable`, else nothing."""
+    abort = getattr(events, "abort", None)
+    if abort is not None:
+        abort()
 
 
 class Provider(Protocol):

@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.providers._abort import SocketAborter
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import (
     ChatRequest,
@@ -112,7 +113,8 @@ class _ChatStream:
 
     A hand-written ``__anext__`` rather than an async generator: nothing is left
     suspended for the garbage collector when the consumer leaves early, and
-    ``__aexit__`` alone decides when the upstream response closes.
+    ``__aexit__`` alone decides when the upstream response closes, unless
+    :meth:`abort` cuts the connection off first.
     """
 
     _lines: AsyncIterator[str]  # set on entering: iteration only happens inside the block
@@ -121,6 +123,7 @@ class _ChatStream:
         self._client = client
         self._body = body
         self._response: httpx.Response | None = None
+        self._aborter: SocketAborter | None = None
         self._finished = False
         self._done = False
 
@@ -144,6 +147,7 @@ class _ChatStream:
                 await _close(response)
             raise _status_error(response.status_code, raw, response.headers)
         self._response = response
+        self._aborter = SocketAborter(response)
         self._lines = response.aiter_lines()
         return self
 
@@ -158,6 +162,11 @@ class _ChatStream:
 
     def __aiter__(self) -> _ChatStream:
         return self
+
+    def abort(self) -> None:
+        """Shut the upstream socket down at once (see ``Abortable``); never raises."""
+        if self._aborter is not None:
+            self._aborter.abort()
 
     async def __anext__(self) -> StreamEvent:
         if self._done:

@@ -53,6 +53,8 @@ class Producer:
         try:
             prepared = self._prepared
             async with self._router.stream(prepared.route, prepared.request) as events:
+                # A forced end (cancel, disconnect, expiry) cuts the upstream off at once.
+                response.on_abort(events.abort)
                 # Entering returned once the first event arrived.
                 summary.mark_first_token()
                 summary.routed(events.target.provider, events.target.model)
