@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -36,7 +36,12 @@ async def chat_completions_stream(request: Request) -> Response:
 async def _chat(request: Request, *, force_stream: bool) -> Response:
     principal = require_principal(request)
     services = services_of(request)
-    body = parse_body(await request.body())
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        # Gone before its request arrived whole: nothing was started, nobody to answer.
+        return Response(status_code=400)
+    body = parse_body(raw)
     stream = force_stream or body.stream
     messages = body.chat_messages()
     summary = ChatSummary(
