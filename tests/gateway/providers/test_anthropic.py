@@ -170,29 +170,6 @@ async def test_list_models_and_probe() -> None:
     assert [r.path for r in upstream.requests] == ["/v1/models", "/v1/models"]
 
 
-@pytest.mark.parametrize(
-    ("status", "error_class", "retryable"),
-    [
-        (400, UpstreamBadRequest, False),
-        (404, UpstreamBadRequest, False),
-        (429, UpstreamRateLimited, True),
-        (500, UpstreamError, True),
-        (529, UpstreamUnavailable, True),
-    ],
-)
-async def test_error_statuses_map_to_gateway_errors(
-    status: int, error_class: type[UpstreamError], retryable: bool
-) -> None:
-    async with anthropic_fake() as (upstream, provider):
-        upstream.queue(Scenario(status=status))
-        with pytest.raises(UpstreamError) as caught:
-            await collect(provider)
-    assert type(caught.value) is error_class
-    assert caught.value.retryable is retryable
-    assert caught.value.upstream_status == status
-    assert f"fake upstream error {status}" in caught.value.message
-
-
 async def test_retry_after_headers_are_carried() -> None:
     async with anthropic_fake() as (upstream, provider):
         upstream.queue(
