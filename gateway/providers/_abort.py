@@ -1,23 +1,29 @@
 """Cutting a streamed HTTP/1.1 response's connection off synchronously (``abort()``).
 
 Closing a response the orderly way is async and takes several event-loop turns;
-``shutdown(SHUT_RDWR)`` on its socket sends the FIN at once, so the upstream stops
-generating (and billing) in the same turn that handled the Stop. The orderly close
-still runs afterwards and releases the connection: a half-read HTTP/1.1 response
-is never reused, and a pooled idle socket that was shut down reads as
-disconnected, so the pool discards it.
+cutting the connection off makes the upstream stop generating (and billing) in
+the same turn that handled the Stop. The orderly close still runs afterwards and
+releases the response; an aborted connection is never reused.
 
-Works for ``httpx`` (Ollama) and ``httpx2`` (the SDKs) alike: both run on
-httpcore, whose network stream exposes the socket as ``get_extra_info("socket")``.
-Under asyncio that is a ``TransportSocket``; under uvloop a ``PseudoSocket`` whose
-``shutdown`` is refused, so the shutdown goes through a ``dup`` of the descriptor
-(shutting down a duplicate shuts down the shared connection).
+A response from the gateway's own transport (:mod:`gateway.upstream`, the usual
+case) is aborted through its exchange, which aborts the asyncio transport. A
+response from httpcore (``httpx``, or ``httpx2`` left on its default transport
+because a proxy is configured) is aborted by :class:`SocketAborter`: httpcore's
+network stream exposes the socket as ``get_extra_info("socket")``, under asyncio a
+``TransportSocket``, under uvloop a ``PseudoSocket`` whose ``shutdown`` is
+refused, so the shutdown goes through a ``dup`` of the descriptor (shutting down
+a duplicate shuts down the shared connection).
 """
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable
 from typing import Any, Protocol
+
+import httpx2
+
+from gateway.upstream import exchange_of
+from gateway.upstream.connection import shutdown_now
 
 # HTTP/2 multiplexes other requests on the same socket: those must not be cut off.
 _DEDICATED = frozenset({"HTTP/1.1", "HTTP/1.0"})
@@ -34,6 +40,14 @@ class _StreamedResponse(Protocol):
 
     @property
     def is_closed(self) -> bool: ...
+
+
+def aborter_for(response: httpx2.Response) -> Callable[[], None]:
+    """The synchronous, idempotent ``abort`` for one open streamed response."""
+    exchange = exchange_of(response)
+    if exchange is not None:
+        return exchange.abort
+    return SocketAborter(response).abort
 
 
 class SocketAborter:
@@ -55,11 +69,7 @@ class SocketAborter:
         # request (or its descriptor reused): it is no longer ours to cut.
         if sock is None or self._response.is_closed:
             return
-        try:
-            with sock.dup() as dup:
-                dup.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed or reset: nothing left to stop
+        shutdown_now(sock)
 
 
 def _socket_of(response: _StreamedResponse) -> Any:

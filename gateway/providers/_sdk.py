@@ -1,25 +1,28 @@
 """What the SDK-backed adapters (OpenAI, Anthropic) share: timeouts and failure mapping.
 
-Both official SDKs run on ``httpx2``. Failures while *opening* a request come
-out of the SDK as its own exception types (mapped by each adapter); failures
-while *reading* a streamed body come straight from ``httpx2`` and are mapped
-here, so a dropped connection or a silent upstream becomes a retryable
-:class:`UpstreamError` instead of leaking a transport exception.
+Both official SDKs run on ``httpx2``, here on the gateway's own transport
+(:mod:`gateway.upstream`). Failures while *opening* a request come out of the
+SDK as its own exception types (mapped by each adapter); failures while
+*reading* a streamed body come from the transport (or from ``httpx2`` when a
+proxy keeps the default transport) and are mapped here, so a dropped connection
+or a silent upstream becomes a retryable :class:`UpstreamError` instead of
+leaking a transport exception.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx2
+import orjson
 
+from gateway import upstream
 from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers._abort import SocketAborter
+from gateway.providers._abort import aborter_for
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import StreamEvent
 from gateway.settings import Timeouts
@@ -30,6 +33,7 @@ _CLOSE_TIMEOUT_S = 2.0
 
 # Exceptions that mean "the connection failed", raised while reading a body.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    upstream.TransportError,
     httpx2.RequestError,
     anyio.EndOfStream,
     anyio.BrokenResourceError,
@@ -70,6 +74,11 @@ def http_timeout(timeouts: Timeouts) -> httpx2.Timeout:
     )
 
 
+def http_client(timeouts: Timeouts) -> httpx2.AsyncClient:
+    """The SDK's ``http_client``: the gateway's transport, with its timeouts."""
+    return upstream.async_client(timeout=http_timeout(timeouts))
+
+
 def redact(text: str, secret: str | None) -> str:
     """``text`` without ``secret`` (providers echo a rejected key in their 401 message)."""
     if secret and secret in text:
@@ -79,6 +88,8 @@ def redact(text: str, secret: str | None) -> str:
 
 def transport_error(provider: str, exc: BaseException, *, timed_out: bool = False) -> UpstreamError:
     """A retryable gateway error for a connection that failed or went silent."""
+    if isinstance(exc, upstream.TransportError):
+        timed_out = timed_out or exc.timed_out
     if timed_out or isinstance(exc, httpx2.TimeoutException):
         return UpstreamTimeout(
             f"{provider} timed out ({type(exc).__name__})", provider=provider, retryable=True
@@ -106,43 +117,90 @@ def stream_error(provider: str, error_type: str | None, message: str) -> Upstrea
     )
 
 
+class SdkClient(Protocol):
+    """What both SDK clients offer: the generic ``post`` their typed methods use."""
+
+    def post(self, path: str, *, cast_to: Any, content: bytes, stream: bool) -> Awaitable[Any]: ...
+
+
+async def post_json(
+    client: SdkClient,
+    path: str,
+    body: dict[str, Any],
+    translate: Callable[[Exception], Exception],
+) -> bytes:
+    """One non-streamed request through the client's generic ``post``: the raw body.
+
+    The same route as :class:`SdkStream` (see there why), read whole.
+    """
+    try:
+        response: httpx2.Response = await client.post(
+            path, cast_to=httpx2.Response, content=orjson.dumps(body), stream=False
+        )
+    except Exception as exc:
+        raise translate(exc) from None
+    return response.content
+
+
 class SdkStream:
     """One streamed SDK request: entering sends it, exiting closes the response.
 
-    ``opener`` returns the SDK's ``with_streaming_response`` context manager (made
-    only on entry: the SDK creates its request coroutine eagerly), ``translate``
-    maps the SDK's exceptions, ``events`` turns the raw ``httpx2`` response into
-    normalised events. Exceptions raised by the consumer's own block pass
-    through untouched.
+    The body, already in wire form, goes through the client's generic ``post``
+    with ``cast_to=httpx2.Response``: the SDKs' documented way to send a prepared
+    body and get the raw response back. The client still does auth, base URL,
+    headers, timeouts and status-error mapping; what is skipped is the typed
+    parameter transform of ``create(...)`` (a recursive walk over the whole
+    body, a third of the cost of starting a stream) and the typed stream object
+    built around the response (which also holds itself in a reference cycle).
 
-    Entering returns the stream itself: an iterator over those events that is
-    also :class:`~gateway.providers.base.Abortable`.
+    ``translate`` maps the SDK's exceptions, ``events`` turns the raw response
+    into normalised events. Exceptions raised by the consumer's own block pass
+    through untouched. Entering returns the stream itself: an iterator over those
+    events that is also :class:`~gateway.providers.base.Abortable`.
     """
 
-    __slots__ = ("_aborter", "_events", "_make_events", "_open", "_response", "_translate")
+    __slots__ = (
+        "_abort",
+        "_body",
+        "_client",
+        "_events",
+        "_make_events",
+        "_path",
+        "_response",
+        "_translate",
+    )
 
     _events: AsyncGenerator[StreamEvent, None]  # set on entering
 
     def __init__(
         self,
-        opener: Callable[[], AbstractAsyncContextManager[Any]],
+        client: SdkClient,
+        path: str,
+        body: dict[str, Any],
         translate: Callable[[Exception], Exception],
         events: Callable[[httpx2.Response], AsyncGenerator[StreamEvent, None]],
     ) -> None:
-        self._open = opener
+        self._client = client
+        self._path = path
+        self._body = body
         self._translate = translate
         self._make_events = events
-        self._response: Any = None
-        self._aborter: SocketAborter | None = None
+        self._response: httpx2.Response | None = None
+        self._abort: Callable[[], None] | None = None
 
     async def __aenter__(self) -> SdkStream:
         try:
-            self._response = await self._open().__aenter__()
+            response: httpx2.Response = await self._client.post(
+                self._path,
+                cast_to=httpx2.Response,
+                content=orjson.dumps(self._body),
+                stream=True,
+            )
         except Exception as exc:
             raise self._translate(exc) from None
-        http_response: httpx2.Response = self._response.http_response
-        self._aborter = SocketAborter(http_response)
-        self._events = self._make_events(http_response)
+        self._response = response
+        self._abort = aborter_for(response)
+        self._events = self._make_events(response)
         return self
 
     async def __aexit__(
@@ -154,7 +212,7 @@ class SdkStream:
         with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
             if self._response is not None:  # entered: the events exist too
                 await self._events.aclose()
-                await self._response.close()
+                await self._response.aclose()
 
     def __aiter__(self) -> SdkStream:
         return self
@@ -164,6 +222,6 @@ class SdkStream:
         return self._events.__anext__()
 
     def abort(self) -> None:
-        """Shut the upstream socket down at once (see ``Abortable``); never raises."""
-        if self._aborter is not None:
-            self._aborter.abort()
+        """Cut the upstream connection off at once (see ``Abortable``); never raises."""
+        if self._abort is not None:
+            self._abort()

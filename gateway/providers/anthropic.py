@@ -1,9 +1,10 @@
 """Anthropic adapter: the Messages API via the official SDK.
 
-The SDK builds, authenticates and sends the request; the streamed answer is
-read as raw SSE lines (``event:`` + ``data:``) and parsed with orjson, and only
+The SDK builds, authenticates and sends the request, through the gateway's own
+transport (:mod:`gateway.upstream`); the streamed answer is read as raw bytes,
+split into SSE events (``event:`` + ``data:``) and parsed with orjson, and only
 ``content_block_delta`` events are decoded at all on the per-token path. The
-``httpx2`` read timeout is the between-tokens timeout.
+read timeout is the between-tokens timeout.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import anthropic
 import httpx2
 import orjson
 
+from gateway import upstream
 from gateway.errors import UpstreamError
 from gateway.providers._errors import error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
+    http_client,
     http_timeout,
+    post_json,
     redact,
     stream_error,
     transport_error,
 )
-from gateway.providers._sse import iter_sse
+from gateway.providers._sse import SseDecoder
 from gateway.providers.base import (
     ChatRequest,
     Completion,
@@ -64,6 +68,7 @@ def create(settings: Settings) -> AnthropicProvider:
         base_url=settings.anthropic_base_url,
         max_retries=0,  # the router owns retries and fallbacks
         timeout=http_timeout(settings.timeouts),
+        http_client=http_client(settings.timeouts),
     )
     return AnthropicProvider(client, secret=key, probe_timeout_s=settings.health_probe_timeout_s)
 
@@ -85,19 +90,15 @@ class AnthropicProvider:
         body["stream"] = True
         secret = self._secret
         return SdkStream(
-            lambda: self._client.messages.with_streaming_response.create(**body),
+            self._client,
+            "/v1/messages",
+            body,
             self.translate,
             lambda response: _events(response, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        try:
-            async with self._client.messages.with_streaming_response.create(
-                **_body(request)
-            ) as response:
-                raw = await response.read()
-        except Exception as exc:
-            raise self.translate(exc) from None
+        raw = await post_json(self._client, "/v1/messages", _body(request), self.translate)
         data = _parse(raw)
         if data.get("type") == "error":
             raise _error_event(data.get("error"), self._secret)
@@ -173,14 +174,11 @@ def _body(request: ChatRequest) -> dict[str, Any]:
     if params.stop:
         body["stop_sequences"] = list(params.stop)
     # The current SDK no longer declares the sampling fields, but the API still
-    # takes them for the models that support them: pass them through as-is.
-    sampling: dict[str, float] = {}
+    # takes them for the models that support them (the body is sent as it is).
     if params.temperature is not None:
-        sampling["temperature"] = params.temperature
+        body["temperature"] = params.temperature
     if params.top_p is not None:
-        sampling["top_p"] = params.top_p
-    if sampling:
-        body["extra_body"] = sampling
+        body["top_p"] = params.top_p
     return body
 
 
@@ -193,33 +191,38 @@ async def _events(
     output_tokens: int | None = None
     done = False
     loads = orjson.loads
-    sse = iter_sse(response.aiter_lines())
+    read = upstream.body_reader(response)
+    decoder = SseDecoder()
     try:
-        async for event, data in sse:
-            if event == "content_block_delta":
-                delta = loads(data)["delta"]
-                # input_json_delta, thinking_delta, signature_delta: not text.
-                if delta.get("type") == "text_delta":
-                    text = delta.get("text")
-                    if text:
-                        yield TextDelta(text)
-            elif event == "message_delta":
-                payload = loads(data)
-                stop_reason = payload.get("delta", {}).get("stop_reason") or stop_reason
-                counts = payload.get("usage") or {}
-                # Cumulative, so the last one wins.
-                output_tokens = counts.get("output_tokens", output_tokens)
-                input_tokens = counts.get("input_tokens") or input_tokens
-            elif event == "message_start":
-                counts = loads(data).get("message", {}).get("usage") or {}
-                input_tokens = counts.get("input_tokens")
-                output_tokens = counts.get("output_tokens")
-            elif event == "message_stop":
-                done = True
+        while not done:
+            piece = await read()
+            if not piece:
                 break
-            elif event == "error":
-                raise _error_event(loads(data).get("error"), secret)
-            # ping, content_block_start, content_block_stop: nothing to do.
+            for event, data in decoder.feed(piece):
+                if event == "content_block_delta":
+                    delta = loads(data)["delta"]
+                    # input_json_delta, thinking_delta, signature_delta: not text.
+                    if delta.get("type") == "text_delta":
+                        text = delta.get("text")
+                        if text:
+                            yield TextDelta(text)
+                elif event == "message_delta":
+                    payload = loads(data)
+                    stop_reason = payload.get("delta", {}).get("stop_reason") or stop_reason
+                    counts = payload.get("usage") or {}
+                    # Cumulative, so the last one wins.
+                    output_tokens = counts.get("output_tokens", output_tokens)
+                    input_tokens = counts.get("input_tokens") or input_tokens
+                elif event == "message_start":
+                    counts = loads(data).get("message", {}).get("usage") or {}
+                    input_tokens = counts.get("input_tokens")
+                    output_tokens = counts.get("output_tokens")
+                elif event == "message_stop":
+                    done = True
+                    break
+                elif event == "error":
+                    raise _error_event(loads(data).get("error"), secret)
+                # ping, content_block_start, content_block_stop: nothing to do.
     except TRANSPORT_ERRORS as exc:
         raise transport_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, KeyError, AttributeError):
@@ -236,12 +239,7 @@ async def _events(
         else None
     )
     yield Finish(_STOP_REASONS.get(stop_reason or "", "stop"), usage)
-    # Reading to the end of the body lets the connection return to the pool.
-    try:
-        async for _ in sse:
-            pass
-    except TRANSPORT_ERRORS:
-        pass  # the answer is complete; a late hiccup only costs the pooled connection
+    await upstream.drain(read)
 
 
 def _error_event(error: Any, secret: str | None) -> UpstreamError:

@@ -1,23 +1,26 @@
-"""Ollama adapter: its native REST API (``/api/chat`` NDJSON) over one httpx connection pool.
+"""Ollama adapter: its native REST API (``/api/chat`` NDJSON) over the gateway's transport.
 
 Ollama has no official async SDK worth its weight, and its wire format is one
-JSON object per line, so the adapter reads raw lines and parses them with orjson.
-The httpx read timeout *is* the between-token timeout: every socket read is
-bounded by it, which costs nothing per token.
+JSON object per line, so the adapter sends through an ``httpx2`` client on
+:mod:`gateway.upstream`, splits the body into lines as bytes and parses each with
+orjson. The read timeout *is* the between-token timeout; it costs nothing per
+token.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import orjson
 
+from gateway import upstream
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from gateway.providers._abort import SocketAborter
+from gateway.providers._abort import aborter_for
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import (
     ChatRequest,
@@ -41,15 +44,15 @@ def create(settings: Settings) -> OllamaProvider:
     if settings.ollama_base_url is None:
         raise ValueError("ollama_base_url is not set")
     t = settings.timeouts
-    timeout = httpx.Timeout(
+    timeout = httpx2.Timeout(
         connect=t.connect_s, read=t.between_tokens_s, write=t.connect_s, pool=t.connect_s
     )
-    client = httpx.AsyncClient(base_url=settings.ollama_base_url, timeout=timeout)
+    client = upstream.async_client(timeout=timeout, base_url=settings.ollama_base_url)
     return OllamaProvider(client, probe_timeout_s=settings.health_probe_timeout_s)
 
 
 class OllamaProvider:
-    def __init__(self, client: httpx.AsyncClient, *, probe_timeout_s: float) -> None:
+    def __init__(self, client: httpx2.AsyncClient, *, probe_timeout_s: float) -> None:
         self._client = client
         self._probe_timeout_s = probe_timeout_s
 
@@ -67,7 +70,7 @@ class OllamaProvider:
                 content=orjson.dumps(_chat_body(request, stream=False)),
                 headers={"content-type": "application/json"},
             )
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _transport_error(exc) from None
         if response.status_code != 200:
             raise _status_error(response.status_code, response.content, response.headers)
@@ -101,7 +104,7 @@ class OllamaProvider:
         kwargs: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
             response = await self._client.get("/api/tags", **kwargs)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _transport_error(exc) from None
         if response.status_code != 200:
             raise _status_error(response.status_code, response.content, response.headers)
@@ -117,13 +120,15 @@ class _ChatStream:
     :meth:`abort` cuts the connection off first.
     """
 
-    _lines: AsyncIterator[str]  # set on entering: iteration only happens inside the block
+    _read: Callable[[], Awaitable[bytes]]  # set on entering: iteration only happens inside
 
-    def __init__(self, client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    def __init__(self, client: httpx2.AsyncClient, body: dict[str, Any]) -> None:
         self._client = client
         self._body = body
-        self._response: httpx.Response | None = None
-        self._aborter: SocketAborter | None = None
+        self._response: httpx2.Response | None = None
+        self._abort: Callable[[], None] | None = None
+        self._lines = upstream.LineDecoder()
+        self._pending: deque[bytes] = deque()
         self._finished = False
         self._done = False
 
@@ -136,19 +141,19 @@ class _ChatStream:
         )
         try:
             response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _transport_error(exc) from None
         if response.status_code != 200:
             try:
                 raw = await response.aread()
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 raw = b""
             finally:
                 await _close(response)
             raise _status_error(response.status_code, raw, response.headers)
         self._response = response
-        self._aborter = SocketAborter(response)
-        self._lines = response.aiter_lines()
+        self._abort = aborter_for(response)
+        self._read = upstream.body_reader(response)
         return self
 
     async def __aexit__(
@@ -164,9 +169,9 @@ class _ChatStream:
         return self
 
     def abort(self) -> None:
-        """Shut the upstream socket down at once (see ``Abortable``); never raises."""
-        if self._aborter is not None:
-            self._aborter.abort()
+        """Cut the upstream connection off at once (see ``Abortable``); never raises."""
+        if self._abort is not None:
+            self._abort()
 
     async def __anext__(self) -> StreamEvent:
         if self._done:
@@ -174,19 +179,19 @@ class _ChatStream:
         if self._finished:
             # Reading to EOF after the done line lets the connection go back to the pool.
             self._done = True
-            await self._drain()
+            await upstream.drain(self._read)
             raise StopAsyncIteration
         while True:
             try:
-                line = await self._lines.__anext__()
-            except StopAsyncIteration:
+                line = await self._next_line()
+            except (upstream.TransportError, httpx2.HTTPError) as exc:
+                self._done = True
+                raise _transport_error(exc) from None
+            if line is None:
                 self._done = True
                 raise UpstreamError(
                     "ollama stream ended before its done line", provider=_NAME, retryable=True
-                ) from None
-            except httpx.HTTPError as exc:
-                self._done = True
-                raise _transport_error(exc) from None
+                )
             if not line:
                 continue
             data = _parse(line)
@@ -203,15 +208,21 @@ class _ChatStream:
                 if content:
                     return TextDelta(content)
 
-    async def _drain(self) -> None:
-        try:
-            async for _ in self._lines:
-                pass
-        except httpx.HTTPError:
-            pass  # the answer is complete; a late hiccup only costs the pooled connection
+    async def _next_line(self) -> bytes | None:
+        """The next line of the body; ``None`` at its end."""
+        pending = self._pending
+        while not pending:
+            piece = await self._read()
+            if piece:
+                pending.extend(self._lines.feed(piece))
+                continue
+            pending.extend(self._lines.flush())
+            if not pending:
+                return None
+        return pending.popleft()
 
 
-async def _close(response: httpx.Response) -> None:
+async def _close(response: httpx2.Response) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT_S):
         await response.aclose()
 
@@ -269,7 +280,7 @@ def _line_error(data: dict[str, Any]) -> UpstreamError:
     )
 
 
-def _status_error(status: int, raw: bytes, headers: httpx.Headers) -> UpstreamError:
+def _status_error(status: int, raw: bytes, headers: httpx2.Headers) -> UpstreamError:
     message = ""
     try:
         data = orjson.loads(raw)
@@ -280,12 +291,15 @@ def _status_error(status: int, raw: bytes, headers: httpx.Headers) -> UpstreamEr
     return error_for_status(_NAME, status, message or "no error message", headers)
 
 
-def _transport_error(exc: httpx.HTTPError) -> UpstreamError:
+def _transport_error(exc: httpx2.HTTPError | upstream.TransportError) -> UpstreamError:
     # The exception text may contain the base URL (and any credentials in it): name the kind only.
     kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    timed_out = isinstance(exc, httpx2.TimeoutException) or (
+        isinstance(exc, upstream.TransportError) and exc.timed_out
+    )
+    if timed_out:
         return UpstreamTimeout(f"ollama timed out ({kind})", provider=_NAME, retryable=True)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx2.ConnectError | upstream.errors.ConnectError):
         return UpstreamUnavailable(
             f"ollama is unreachable ({kind})", provider=_NAME, retryable=True
         )

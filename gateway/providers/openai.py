@@ -1,9 +1,10 @@
 """OpenAI adapter (and any OpenAI-compatible server): Chat Completions via the official SDK.
 
-The SDK builds, authenticates and sends the request; the streamed answer is then
-read as raw SSE lines and parsed with orjson, because a typed SDK chunk object
-per token is the most expensive thing on the hot path. The ``httpx2`` read
-timeout is the between-tokens timeout (see :func:`gateway.providers._sdk.http_timeout`).
+The SDK builds, authenticates and sends the request, through the gateway's own
+transport (:mod:`gateway.upstream`); the streamed answer is then read as raw
+bytes, split into SSE events and parsed with orjson, because a typed SDK chunk
+object per token is the most expensive thing on the hot path. The read timeout
+is the between-tokens timeout (see :func:`gateway.providers._sdk.http_timeout`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import httpx2
 import openai
 import orjson
 
+from gateway import upstream
 from gateway.errors import UpstreamError
 from gateway.providers._errors import error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
+    http_client,
     http_timeout,
+    post_json,
     redact,
     stream_error,
     transport_error,
 )
-from gateway.providers._sse import iter_sse
+from gateway.providers._sse import SseDecoder
 from gateway.providers.base import (
     ChatRequest,
     Completion,
@@ -62,6 +66,7 @@ def create(settings: Settings) -> OpenAIProvider:
         api_key=key or _PLACEHOLDER_KEY,
         max_retries=0,  # the router owns retries and fallbacks
         timeout=http_timeout(settings.timeouts),
+        http_client=http_client(settings.timeouts),
         **kwargs,
     )
     return OpenAIProvider(
@@ -98,20 +103,17 @@ class OpenAIProvider:
         body["stream_options"] = {"include_usage": True}
         secret = self._secret
         return SdkStream(
-            lambda: _RawStream(self._client, body),
+            self._client,
+            "/chat/completions",
+            body,
             self.translate,
             lambda response: _events(response, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        body = self._body(request)
-        try:
-            async with self._client.chat.completions.with_streaming_response.create(
-                **body
-            ) as response:
-                raw = await response.read()
-        except Exception as exc:
-            raise self.translate(exc) from None
+        raw = await post_json(
+            self._client, "/chat/completions", self._body(request), self.translate
+        )
         data = _parse(raw)
         if "error" in data:
             raise _error_event(data["error"], self._secret)
@@ -183,48 +185,6 @@ class OpenAIProvider:
         return exc
 
 
-class _RawStream:
-    """``POST /chat/completions`` through the client's generic ``post``, body unread.
-
-    ``chat.completions.create`` first runs its typed parameter transform over the
-    whole body -- a recursive walk costing ~0.5 ms of CPU per request, a third of
-    the gateway's cost of starting a stream. The body built here is already in
-    wire form, so it goes through ``post`` (the SDK's documented way to send a
-    prepared body) and still gets the client's auth, base URL, headers, timeouts
-    and status-error mapping. The typed stream the SDK returns is never iterated:
-    its raw response is read line by line instead.
-    """
-
-    __slots__ = ("_body", "_client", "_stream")
-
-    def __init__(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> None:
-        self._client = client
-        self._body = body
-        self._stream: openai.AsyncStream[object] | None = None
-
-    @property
-    def http_response(self) -> httpx2.Response:
-        assert self._stream is not None
-        return self._stream.response
-
-    async def __aenter__(self) -> _RawStream:
-        self._stream = await self._client.post(
-            "/chat/completions",
-            cast_to=object,
-            body=self._body,
-            stream=True,
-            stream_cls=openai.AsyncStream[object],
-        )
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._stream is not None:
-            await self._stream.close()
-
-
 async def _events(
     response: httpx2.Response, secret: str | None
 ) -> AsyncGenerator[StreamEvent, None]:
@@ -233,29 +193,34 @@ async def _events(
     usage: Usage | None = None
     done = False
     loads = orjson.loads
-    sse = iter_sse(response.aiter_lines())
+    read = upstream.body_reader(response)
+    decoder = SseDecoder()
     try:
-        async for _, data in sse:
-            if data == "[DONE]":
-                done = True
+        while not done:
+            piece = await read()
+            if not piece:
                 break
-            chunk = loads(data)
-            choices = chunk.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    text = delta.get("content")
-                    if text:
-                        yield TextDelta(text)
-                finish = choice.get("finish_reason")
-                if finish:
-                    reason = finish
-            elif "error" in chunk:
-                raise _error_event(chunk["error"], secret)
-            counts = chunk.get("usage")
-            if counts:
-                usage = _usage(counts)
+            for _, data in decoder.feed(piece):
+                if data == b"[DONE]":
+                    done = True
+                    break
+                chunk = loads(data)
+                choices = chunk.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if delta:
+                        text = delta.get("content")
+                        if text:
+                            yield TextDelta(text)
+                    finish = choice.get("finish_reason")
+                    if finish:
+                        reason = finish
+                elif "error" in chunk:
+                    raise _error_event(chunk["error"], secret)
+                counts = chunk.get("usage")
+                if counts:
+                    usage = _usage(counts)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, AttributeError, IndexError, KeyError):
@@ -267,12 +232,7 @@ async def _events(
             "openai stream ended before it finished", provider=_NAME, retryable=True
         )
     yield Finish(_FINISH_REASONS.get(reason or "", "stop"), usage)
-    # Reading to the end of the body lets the connection return to the pool.
-    try:
-        async for _ in sse:
-            pass
-    except TRANSPORT_ERRORS:
-        pass  # the answer is complete; a late hiccup only costs the pooled connection
+    await upstream.drain(read)
 
 
 def _usage(counts: Any) -> Usage | None:

@@ -95,6 +95,7 @@ async def test_system_lifted_and_max_tokens_defaulted() -> None:
         f"Bearer {KEY}"
     )
     assert record.headers["anthropic-version"]
+    assert record.headers["content-type"] == "application/json"
     assert record.body == {
         "model": "claude-haiku-4-5",
         "system": "Be brief.\n\nAnswer in English.",

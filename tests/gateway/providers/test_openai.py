@@ -85,6 +85,7 @@ async def test_sends_chat_completions_request_with_include_usage() -> None:
     record = upstream.last
     assert record.path == "/v1/chat/completions"
     assert record.headers["authorization"] == f"Bearer {KEY}"
+    assert record.headers["content-type"] == "application/json"
     assert record.body == {
         "model": "gpt-4o-mini",
         "messages": [
