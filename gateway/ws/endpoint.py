@@ -6,6 +6,11 @@ Rejections are HTTP denial responses, so a non-browser client sees the status
 and a JSON error body. After ``accept`` the instance and per-key socket limits
 apply (close 1013), then the connection runs as one task group: a reader that
 feeds :class:`~gateway.ws.protocol.SocketProtocol` and the outbox's writer.
+
+The route is a plain ASGI app rather than a Starlette endpoint function, so the
+writer can hand each frame to the server's own ``send``: the handshake and the
+reader keep Starlette's ``WebSocket`` (and its state checks), while the frames,
+one per token on an idle socket, skip two wrapper layers.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import orjson
 import structlog
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import authenticate, bearer_token
@@ -38,10 +44,13 @@ _BEARER_PREFIX = "bearer."
 class Connection:
     """One accepted socket: its outbox, its protocol state and the two tasks moving frames."""
 
-    __slots__ = ("_websocket", "outbox", "protocol")
+    __slots__ = ("_send", "_websocket", "outbox", "protocol")
 
-    def __init__(self, websocket: WebSocket, protocol: SocketProtocol, outbox: Outbox) -> None:
+    def __init__(
+        self, websocket: WebSocket, send: Send, protocol: SocketProtocol, outbox: Outbox
+    ) -> None:
         self._websocket = websocket
+        self._send = send  # the server's own: frames bypass the WebSocket wrapper
         self.protocol = protocol
         self.outbox = outbox
 
@@ -88,7 +97,7 @@ class Connection:
             protocol.close(close_codes.IDLE_TIMEOUT)
 
     async def _write(self) -> None:
-        send = self._websocket.send
+        send = self._send
 
         async def send_text(data: bytes) -> None:
             # ASGI text frames are str; orjson gives bytes. One decode per frame.
@@ -106,7 +115,11 @@ class Connection:
             return  # the peer went away mid-send; the reader sees the disconnect
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await websocket_endpoint(WebSocket(scope, receive, send), send)
+
+
+async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     services = services_of(websocket)
     settings = services.settings
     manager, sockets = services.sessions, services.sockets
@@ -140,7 +153,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         principal=principal.id,
         outbox=outbox,
     )
-    connection = Connection(websocket, protocol, outbox)
+    connection = Connection(websocket, send, protocol, outbox)
     per_key = principal.id if settings.auth_enabled else None
     if not sockets.add(connection, per_key):
         _log.warning("ws.at_capacity", principal=principal.id, sockets=len(sockets))
@@ -158,8 +171,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         sockets.remove(connection)
 
 
+class _AsgiRoute(WebSocketRoute):
+    """A WebSocket route to a plain ASGI app (Starlette would wrap a function as
+    ``func(websocket)`` with its exception handling around ``send``)."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app)
+        self.app = app
+
+
 def routes() -> list[WebSocketRoute]:
-    return [WebSocketRoute(PATH, websocket_endpoint)]
+    return [_AsgiRoute(PATH, websocket_app)]
 
 
 # --- handshake helpers -----------------------------------------------------------------

@@ -21,10 +21,17 @@ being slow. Memory per socket is therefore bounded by ``max_bytes +
 replay_bytes`` whatever the client does.
 
 Merging happens before encoding, so a merged frame is encoded once.
+
+The writer runs once per token on an idle socket, so it is kept lean: it is woken
+through one bare asyncio future (an ``anyio.Event`` per wake-up costs several
+times more), takes one frame at a time, and runs inside a single cancel scope
+for its whole life rather than one per batch. The gateway only runs on asyncio
+(uvicorn), which is what makes the bare future fine here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -93,7 +100,7 @@ class Outbox:
         "_replay_bytes",
         "_replaying",
         "_send_scope",
-        "_wakeup",
+        "_waiter",
         "frames_sent",
         "merged",
         "overflowed",
@@ -109,7 +116,7 @@ class Outbox:
         self._nbytes = 0  # charged to the cap: queued + taken-but-unsent
         self._credit = 0  # charged to the replay allowance, likewise
         self._replaying = False
-        self._wakeup = anyio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the writer waits
         self._close: tuple[int, str] | None = None
         self._send_scope: anyio.CancelScope | None = None
         self.peak_bytes = 0
@@ -179,7 +186,7 @@ class Outbox:
         """Send what is queued, then close with ``code``. Later pushes are dropped."""
         if self._close is None:
             self._close = (code, reason or close_codes.REASONS.get(code, ""))
-            self._wakeup.set()
+            self._wake()
             scope = self._send_scope
             if scope is not None:
                 # A writer blocked on a client that stopped reading gets a bounded flush.
@@ -189,11 +196,10 @@ class Outbox:
 
     def take(self) -> list[tuple[bytes, int, int]]:
         """Everything queued, encoded: ``(frame, cost, credit)``; report each via :meth:`sent`."""
-        entries, self._entries = self._entries, deque()
-        self._open.clear()
-        if self._close is None:
-            self._wakeup = anyio.Event()
-        return [(entry.encode(), entry.cost, entry.credit) for entry in entries]
+        taken = []
+        while (entry := self._pop()) is not None:
+            taken.append((entry.encode(), entry.cost, entry.credit))
+        return taken
 
     def sent(self, cost: int, credit: int = 0) -> None:
         self.frames_sent += 1
@@ -203,13 +209,38 @@ class Outbox:
         self._credit -= credit
 
     async def wait(self) -> None:
-        await self._wakeup.wait()
+        """Until something is queued or a close is requested."""
+        if self._entries or self._close is not None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
     # --- internals -------------------------------------------------------------------------
 
     def _append(self, entry: _Queued | _PendingDelta) -> None:
         self._entries.append(entry)
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _pop(self) -> _Queued | _PendingDelta | None:
+        """The oldest queued entry, no longer open to merging; ``None`` when empty."""
+        entries = self._entries
+        if not entries:
+            return None
+        entry = entries.popleft()
+        if type(entry) is _PendingDelta and self._open.get(entry.response_id) is entry:
+            del self._open[entry.response_id]
+        return entry
 
     def _charge(self, entry: _Queued | _PendingDelta, size: int) -> bool:
         if self._replaying:
@@ -236,7 +267,7 @@ class Outbox:
         self._open.clear()
         self._nbytes = self._credit = 0
         self._close = (close_codes.SLOW_CONSUMER, close_codes.REASONS[close_codes.SLOW_CONSUMER])
-        self._wakeup.set()
+        self._wake()
         if self._send_scope is not None:
             # The writer is stuck sending to this client: stop it now, not after the send.
             self._send_scope.cancel()
@@ -248,27 +279,33 @@ class Outbox:
         send: Callable[[bytes], Awaitable[None]],
         close: Callable[[int, str], Awaitable[None]],
     ) -> None:
-        """Drain the outbox into ``send`` until a close is requested and done.
+        """Drain the outbox into ``send`` until a close is requested, then close.
 
-        Each wake-up takes everything queued at once. ``send``/``close`` may raise
-        when the peer is gone; that ends the writer.
+        The flush after a close request is bounded by ``CLOSE_GRACE_S``; an overflow
+        cuts it short, even mid-send. ``send``/``close`` may raise when the peer is
+        gone; that ends the writer.
         """
+        with anyio.CancelScope() as scope:
+            self._send_scope = scope
+            if self._close is not None:
+                scope.deadline = anyio.current_time() + CLOSE_GRACE_S
+            try:
+                await self._send_until_closing(send)
+            finally:
+                self._send_scope = None
+        assert self._close is not None  # only a close request or an overflow ends the loop
+        code, reason = self._close
+        with anyio.move_on_after(CLOSE_GRACE_S):
+            await close(code, reason)
+
+    async def _send_until_closing(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        pop = self._pop
         while True:
-            await self._wakeup.wait()
-            batch = self.take()
-            if batch:
-                with anyio.CancelScope() as scope:
-                    if self._close is not None:
-                        scope.deadline = anyio.current_time() + CLOSE_GRACE_S
-                    self._send_scope = scope
-                    try:
-                        for data, cost, credit in batch:
-                            await send(data)
-                            self.sent(cost, credit)
-                    finally:
-                        self._send_scope = None
-            if self._close is not None and not self._entries:
-                code, reason = self._close
-                with anyio.move_on_after(CLOSE_GRACE_S):
-                    await close(code, reason)
-                return
+            entry = pop()
+            if entry is None:
+                if self._close is not None:
+                    return
+                await self.wait()
+                continue
+            await send(entry.encode())
+            self.sent(entry.cost, entry.credit)
