@@ -2,10 +2,14 @@
 
 Modes (``args["mode"]``):
 
-- ``direct``: the baseline, a bare ``httpx.AsyncClient`` reading the fake upstream's
-  SSE stream line by line with ``aiter_lines()``;
+- ``direct``: the baseline, a client reading the fake upstream's SSE stream;
 - ``sse``: the same client reading the gateway's ``POST /api/v1/chat/completions``;
 - ``ws``: one ``websockets`` client socket per concurrent response, on ``/api/v1/ws``.
+
+The HTTP client (``args["client"]``) is a bare ``httpx.AsyncClient`` reading line
+by line with ``aiter_lines()`` (``httpx``, the default: the relay scenario's CPU
+baseline), or :class:`bench._lean_http.LeanClient` (``lean``: the latency
+scenario's, cheap enough not to saturate at concurrency 100).
 
 Counters run all the time; the result is their difference over the measured
 window (after ``warmup_s``), beside the CPU time every named process
@@ -30,7 +34,9 @@ import orjson
 import websockets
 
 from bench import _driver
+from bench._lean_http import LeanClient
 from bench.stats import summary
+from gateway.upstream import LineDecoder
 
 _ids = itertools.count()
 
@@ -117,6 +123,41 @@ async def _http_worker(
         counters.responses += 1
 
 
+async def _lean_worker(
+    client: LeanClient,
+    url: str,
+    headers: dict[str, str],
+    counters: _Counters,
+    window: _Window | None,
+) -> None:
+    while True:
+        marker = f"relay-{next(_ids)}"
+        sent = time.monotonic()
+        stamps = _Stamps(window, sent) if window is not None else None
+        exchange = await client.post(url, orjson.dumps(_body(marker)), headers)
+        try:
+            if exchange.status != 200:
+                counters.errors += 1
+                await asyncio.sleep(0.1)
+                continue
+            lines = LineDecoder()
+            while chunk := await exchange.read():
+                now = time.monotonic()
+                for line in lines.feed(chunk):
+                    # The role chunk carries "content":"" and the finish chunk no content.
+                    if line.startswith(b"data: {") and b'"content":"' in line:
+                        if b'"content":""' in line:
+                            continue
+                        counters.tokens += 1
+                        counters.frames += 1
+                        if stamps is not None:
+                            chunk_ = orjson.loads(line[6:])
+                            stamps.tokens(chunk_["choices"][0]["delta"]["content"], now)
+        finally:
+            exchange.close()
+        counters.responses += 1
+
+
 async def _ws_worker(
     url: str, key: str, counters: _Counters, window: _Window | None, stop: asyncio.Event
 ) -> None:
@@ -184,23 +225,29 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
         await coro
 
     tasks: list[asyncio.Task[None]] = []
-    client: httpx.AsyncClient | None = None
+    client: httpx.AsyncClient | LeanClient | None = None
     if mode == "ws":
         url = args["url"].replace("http://", "ws://") + "/api/v1/ws"
         for _ in range(concurrency):
             coro = _ws_worker(url, args["key"], counters, window, stop)
             tasks.append(asyncio.create_task(staggered(coro)))
     else:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=concurrency)
-        client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
         if mode == "direct":
             url, headers = args["url"] + "/v1/chat/completions", {}
         else:
             url = args["url"] + "/api/v1/chat/completions"
             headers = {"authorization": f"Bearer {args['key']}"}
-        for _ in range(concurrency):
-            coro = _http_worker(client, url, headers, counters, window)
-            tasks.append(asyncio.create_task(staggered(coro)))
+        if args.get("client", "httpx") == "lean":
+            client = LeanClient()
+            for _ in range(concurrency):
+                coro = _lean_worker(client, url, headers, counters, window)
+                tasks.append(asyncio.create_task(staggered(coro)))
+        else:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=concurrency)
+            client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
+            for _ in range(concurrency):
+                coro = _http_worker(client, url, headers, counters, window)
+                tasks.append(asyncio.create_task(staggered(coro)))
 
     await asyncio.sleep(args["warmup_s"])
     t0, cpu0, c0 = time.monotonic(), _driver.cpu_of(pids), _Counters(**vars(counters))
