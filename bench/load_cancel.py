@@ -3,6 +3,8 @@
 Modes: ``ws`` sends ``response.cancel``; ``ws-close`` closes the socket (the
 gateway must then run with a resume window of 0); ``sse`` closes the HTTP
 stream; ``direct`` (the baseline) closes a stream read from the fake itself.
+HTTP streams are read with the lean client (``bench/_lean_http.py``) and closed
+by cutting their connection, as a browser does when a fetch is aborted.
 Each request names itself in its user message (the fake reports it as
 ``marker``); the client notes ``time.monotonic()`` just before it cancels, and
 the fake's ``ended_at`` for that request says when the upstream saw its
@@ -23,7 +25,9 @@ import orjson
 import websockets
 
 from bench import _driver
+from bench._lean_http import LeanClient
 from bench.stats import summary
+from gateway.upstream import LineDecoder
 
 _GRACE_S = 3.0  # how long an upstream stream may take to end before it counts as orphaned
 
@@ -93,7 +97,7 @@ async def _ws_worker(
 async def _sse_worker(
     worker: int,
     args: dict[str, Any],
-    client: httpx.AsyncClient,
+    client: LeanClient,
     cancels: dict[str, tuple[float, int]],
     statuses: list[str],
 ) -> None:
@@ -111,16 +115,21 @@ async def _sse_worker(
             "messages": [{"role": "user", "content": marker}],
         }
         tokens = 0
-        async with client.stream("POST", url, json=body, headers=headers) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: {") and '"content":"' in line:
-                    if '"content":""' in line:
-                        continue
-                    tokens += 1
-                    if tokens >= after:
-                        # Leaving the block closes the stream (and its connection).
-                        cancels[marker] = (time.monotonic(), tokens)
-                        break
+        exchange = await client.post(url, orjson.dumps(body), headers)
+        lines = LineDecoder()
+        try:
+            while marker not in cancels and (chunk := await exchange.read()):
+                for line in lines.feed(chunk):
+                    if line.startswith(b"data: {") and b'"content":"' in line:
+                        if b'"content":""' in line:
+                            continue
+                        tokens += 1
+                        if tokens >= after:
+                            cancels[marker] = (time.monotonic(), tokens)
+                            exchange.abort()  # hang up now
+                            break
+        finally:
+            exchange.close()
         statuses.append("closed" if marker in cancels else "completed")
 
 
@@ -143,9 +152,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
     statuses: list[str] = []
     pids = {"client": os.getpid(), **args.get("pids", {})}
     cpu0 = _driver.cpu_of(pids)
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=None), timeout=httpx.Timeout(60.0)
-    )
+    client = LeanClient()
 
     async def staggered(worker: int) -> None:
         await asyncio.sleep(random.uniform(0, args.get("stagger_s", 0.2)))

@@ -30,6 +30,51 @@ MODEL = "openai/gpt-4o-mini"
 _START_TIMEOUT_S = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Which cores the gateway and the load (fake upstream, drivers) may run on.
+
+    ``None`` leaves a process to the scheduler. :func:`isolated` gives the gateway
+    a core of its own: on a 2-core machine the fake and the clients otherwise
+    compete with it for CPU, and their own queueing shows up as latency the
+    gateway "added". The direct baseline runs with the same placement (fake and
+    client on the load cores), so both sides of a comparison see the same machine.
+    """
+
+    gateway: frozenset[int] | None = None
+    load: frozenset[int] | None = None
+
+    def describe(self) -> str:
+        if self.gateway is None or self.load is None:
+            return "no CPU pinning"
+        return (
+            f"gateway pinned to core {_cores(self.gateway)}; "
+            f"fake upstream and load drivers to core {_cores(self.load)}"
+        )
+
+
+SHARED = Placement()
+
+
+def isolated() -> Placement:
+    """The gateway on the last core, everything else on the others (if there are 2+)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return SHARED
+    return Placement(frozenset(cores[-1:]), frozenset(cores[:-1]))
+
+
+def _cores(cores: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cores))
+
+
+def _pinned(cores: frozenset[int] | None) -> Any:
+    """A ``preexec_fn`` pinning the child (and every thread it starts) to ``cores``."""
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 def raise_fd_limit() -> None:
     """10,000 sockets need more descriptors than the usual soft limit; children inherit it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -97,12 +142,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def fake_upstream(*, tokens: int, delay_ms: float = 0.0, stamp: bool = False) -> Iterator[Server]:
+def fake_upstream(
+    *,
+    tokens: int,
+    delay_ms: float = 0.0,
+    stamp: bool = False,
+    lean: bool = False,
+    cores: frozenset[int] | None = None,
+) -> Iterator[Server]:
+    """The fake OpenAI upstream; ``lean``: the asyncio one (``tests/fakes/lean_openai.py``)."""
     command = [PYTHON, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
     command += ["--tokens", str(tokens), "--delay-ms", str(delay_ms)]
     if stamp:
         command.append("--stamp-tokens")
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE)
+    if lean:
+        command.append("--lean")
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, preexec_fn=_pinned(cores))
     try:
         assert process.stdout is not None
         line = process.stdout.readline().decode().strip()
@@ -134,11 +189,20 @@ def gateway_env(upstream: str, extra: Mapping[str, str] | None = None) -> dict[s
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, extra: Mapping[str, str] | None = None) -> Iterator[Server]:
+def gateway(
+    upstream: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    cores: frozenset[int] | None = None,
+) -> Iterator[Server]:
     port = free_port()
     command = [str(Path(PYTHON).with_name("chat-gateway")), "serve", "--port", str(port)]
     process = subprocess.Popen(
-        command, cwd=REPO, env=gateway_env(upstream, extra), stdout=subprocess.DEVNULL
+        command,
+        cwd=REPO,
+        env=gateway_env(upstream, extra),
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_pinned(cores),
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -176,10 +240,23 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
     raise RuntimeError(f"{url}: not ready after {_START_TIMEOUT_S} s")
 
 
-def run_driver(module: str, args: Mapping[str, Any], timeout_s: float = 600) -> dict[str, Any]:
+def run_driver(
+    module: str,
+    args: Mapping[str, Any],
+    timeout_s: float = 600,
+    *,
+    cores: frozenset[int] | None = None,
+) -> dict[str, Any]:
     """Run ``python -m bench.<module>`` with ``args`` as JSON; returns its JSON result."""
     command = [PYTHON, "-m", f"bench.{module}", orjson.dumps(dict(args)).decode()]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, timeout=timeout_s, check=False)
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+        preexec_fn=_pinned(cores),
+    )
     if done.returncode != 0:
         raise RuntimeError(
             f"bench.{module} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}"

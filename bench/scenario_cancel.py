@@ -32,7 +32,9 @@ _MODES = (
 )
 
 
-def _drive(cfg: Config, mode: str, target: procs.Server, fake: procs.Server) -> dict[str, Any]:
+def _drive(
+    cfg: Config, mode: str, target: procs.Server, fake: procs.Server, cores: frozenset[int] | None
+) -> dict[str, Any]:
     since = fake.last_request_id()
     pids = {"fake": fake.pid} if target is fake else {"gateway": target.pid, "fake": fake.pid}
     return procs.run_driver(
@@ -48,18 +50,21 @@ def _drive(cfg: Config, mode: str, target: procs.Server, fake: procs.Server) -> 
             "after_tokens": AFTER,
             "pids": pids,
         },
+        cores=cores,
     )
 
 
-def _drive_all(cfg: Config, delay_ms: float) -> dict[str, dict[str, Any]]:
+def _drive_all(cfg: Config, delay_ms: float, where: procs.Placement) -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
-    with procs.fake_upstream(tokens=TOKENS, delay_ms=delay_ms) as fake:
-        runs["direct"] = _drive(cfg, "direct", fake, fake)
-        with procs.gateway(fake.url) as gw:
-            runs["ws"] = _drive(cfg, "ws", gw, fake)
-            runs["sse"] = _drive(cfg, "sse", gw, fake)
-        with procs.gateway(fake.url, {"GATEWAY_RESUME_WINDOW_MS": "0"}) as gw:
-            runs["ws-close"] = _drive(cfg, "ws-close", gw, fake)
+    load = where.load
+    with procs.fake_upstream(tokens=TOKENS, delay_ms=delay_ms, lean=True, cores=load) as fake:
+        runs["direct"] = _drive(cfg, "direct", fake, fake, load)
+        with procs.gateway(fake.url, cores=where.gateway) as gw:
+            runs["ws"] = _drive(cfg, "ws", gw, fake, load)
+            runs["sse"] = _drive(cfg, "sse", gw, fake, load)
+        window_0 = {"GATEWAY_RESUME_WINDOW_MS": "0"}
+        with procs.gateway(fake.url, window_0, cores=where.gateway) as gw:
+            runs["ws-close"] = _drive(cfg, "ws-close", gw, fake, load)
     return runs
 
 
@@ -67,8 +72,9 @@ def run(cfg: Config) -> Section:
     rows: list[Row] = []
     notes: list[str] = []
     raw: dict[str, Any] = {}
+    placement = procs.isolated()
     for delay_ms, label, bounded in PACES:
-        runs = _drive_all(cfg, delay_ms)
+        runs = _drive_all(cfg, delay_ms, placement)
         raw[label] = runs
         rows += _rows(runs, label, bounded)
         failures = {m: r["worker_failures"] for m, r in runs.items() if r["worker_failures"]}
@@ -83,6 +89,10 @@ def run(cfg: Config) -> Section:
         "Latency = the fake's `ended_at` for that request (when it saw the connection close) "
         "minus the client's `time.monotonic()` just before it sent the cancel / closed.",
         f"Orphaned = upstream streams still running {3:g} s after the clients finished.",
+        f"Placement: {placement.describe()}. The upstream is the lean fake "
+        "(`tests/fakes/lean_openai.py`), which records a hang-up in the callback that sees it; "
+        "HTTP streams (direct and SSE) are read with the lean client of `bench/_lean_http.py` "
+        "and hung up by cutting the connection.",
         *notes,
     ]
     return Section(

@@ -28,10 +28,13 @@ _TARGETS = (
 
 def run(cfg: Config) -> Section:
     runs: list[dict[str, Any]] = []
+    placement = procs.isolated()
     for concurrency, tokens in _LOADS:
         with (
-            procs.fake_upstream(tokens=tokens, delay_ms=DELAY_MS, stamp=True) as fake,
-            procs.gateway(fake.url) as gw,
+            procs.fake_upstream(
+                tokens=tokens, delay_ms=DELAY_MS, stamp=True, lean=True, cores=placement.load
+            ) as fake,
+            procs.gateway(fake.url, cores=placement.gateway) as gw,
         ):
             for mode in ("direct", "ws", "sse"):
                 since = fake.last_request_id()
@@ -39,6 +42,7 @@ def run(cfg: Config) -> Section:
                     "load_relay",
                     {
                         "mode": mode,
+                        "client": "lean",
                         "url": fake.url if mode == "direct" else gw.url,
                         "key": procs.CLIENT_KEY,
                         "concurrency": concurrency,
@@ -48,6 +52,7 @@ def run(cfg: Config) -> Section:
                         "stamp": True,
                         "pids": {"gateway": gw.pid, "fake": fake.pid},
                     },
+                    cores=placement.load,
                 )
                 result["tokens_per_response"] = tokens
                 result["left_running"] = fake.wait_quiet(since)
@@ -97,6 +102,10 @@ def run(cfg: Config) -> Section:
         + ", ".join(f"{t} tokens each at c={c}" for c, t in _LOADS)
         + f"; client starts staggered; {cfg.latency_measure_s} s measured per run after "
         "warm-up. The gateway and its upstream fake are restarted per concurrency.",
+        f"Placement: {placement.describe()}. The upstream is the lean fake "
+        "(`tests/fakes/lean_openai.py`, the same bytes as the Starlette fake); HTTP clients "
+        "(direct and SSE) are the lean client of `bench/_lean_http.py`; WebSocket clients "
+        "are `websockets`.",
         "Time to first token: client sends the request -> first content token arrives. "
         "Per-token latency: the fake's send time (stamped into the token) -> client receive; "
         "both clocks are CLOCK_MONOTONIC of one machine.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -60,10 +61,11 @@ async def test_rejects_unknown_provider() -> None:
     assert b"invalid choice" in result.stderr
 
 
-async def test_stats_endpoint_reports_how_each_stream_ended() -> None:
+@pytest.mark.parametrize("lean", [False, True], ids=["starlette", "lean"])
+async def test_stats_endpoint_reports_how_each_stream_ended(lean: bool) -> None:
     # The benchmarks read cancel latency from these records: they must be right.
     command = [sys.executable, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
-    command += ["--tokens", "500", "--delay-ms", "5"]
+    command += ["--tokens", "500", "--delay-ms", "5", *(["--lean"] if lean else [])]
     process = await anyio.open_process(command, cwd=REPO)
     try:
         with anyio.fail_after(10):
@@ -93,3 +95,38 @@ async def test_stats_endpoint_reports_how_each_stream_ended() -> None:
     assert record["ended_at"] >= record["started_at"]
     assert isinstance(record["chunks_sent"], int)
     assert 1 <= record["chunks_sent"] < 500
+
+
+async def _stream_lines(base: str, body: dict[str, object]) -> list[str]:
+    async with httpx.AsyncClient(base_url=base) as client:
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    # Only the creation time may differ between two runs.
+    return [re.sub(r'"created":\d+', '"created":0', line) for line in response.text.splitlines()]
+
+
+async def test_the_lean_fake_streams_the_same_bytes_as_the_starlette_one() -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "same"}],
+    }
+    streams = []
+    for lean in (False, True):
+        command = [sys.executable, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
+        command += ["--tokens", "4", "--delay-ms", "1", *(["--lean"] if lean else [])]
+        process = await anyio.open_process(command, cwd=REPO)
+        try:
+            with anyio.fail_after(10):
+                streams.append(await _stream_lines(await _base_url(process), body))
+        finally:
+            process.terminate()
+            with anyio.fail_after(10):
+                await process.wait()
+            await process.aclose()
+    starlette, lean_ = streams
+    assert lean_ == starlette
+    assert sum(line.startswith('data: {"id"') for line in lean_) == 7  # role, 4, stop, usage
+    assert lean_[-2:] == ["data: [DONE]", ""]

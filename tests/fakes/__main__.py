@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, SupportsIndex, overload
 
 import orjson
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from tests.fakes.base import FakeUpstream, RequestRecord, Scenario
+from tests.fakes.base import FakeUpstream, Scenario, describe
 
 PROVIDERS = ("openai", "anthropic", "ollama")
 
@@ -46,6 +47,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--stamp-tokens",
         action="store_true",
         help="each token is ' @<monotonic ns>' taken as it is sent (latency benchmarks)",
+    )
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="openai only: the lean asyncio server of tests.fakes.lean_openai (benchmarks)",
     )
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
@@ -64,42 +70,23 @@ class _StampedTokens(list[str]):
         return f" @{time.monotonic_ns()}"
 
 
-def _marker(body: Any) -> str | None:
-    """The text of the last user message: how a benchmark client names its request."""
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list):
-        return None
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            return content if isinstance(content, str) else None
-    return None
-
-
-def _describe(record: RequestRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "path": record.path,
-        "stream": record.stream,
-        "marker": _marker(record.body),
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "outcome": record.outcome,
-        "chunks_sent": record.chunks_sent,
-    }
-
-
 def _with_stats(app: Any, upstream: FakeUpstream) -> Starlette:
     async def requests(request: Request) -> Response:
         since = int(request.query_params.get("since", "0"))
-        listed = [_describe(r) for r in upstream.requests if r.id > since]
+        listed = [describe(r) for r in upstream.requests if r.id > since]
         return Response(orjson.dumps({"requests": listed}), media_type="application/json")
 
     return Starlette(routes=[Route("/_fake/requests", requests), Mount("/", app=app)])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = _parse_args(argv)
+def _server(args: argparse.Namespace, upstream: FakeUpstream) -> Callable[[socket.socket], Any]:
+    """What serves the listening socket: the lean server, or the fake's app under uvicorn."""
+    if args.lean:
+        if args.provider != "openai":
+            raise SystemExit("--lean exists for the openai fake only")
+        from tests.fakes.lean_openai import serve_lean
+
+        return lambda sock: serve_lean(upstream, sock)
     # Imported by name: each fake is its own module and only the chosen one is needed.
     name = f"tests.fakes.{args.provider}"
     try:
@@ -108,12 +95,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.name != name:
             raise
         raise SystemExit(f"no fake for {args.provider}: {name} does not exist") from None
+    app = _with_stats(module.create_app(upstream), upstream)
+    config = uvicorn.Config(app, log_level=args.log_level, lifespan="off", access_log=False)
+    return lambda sock: uvicorn.Server(config).serve([sock])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
     tokens = [f" tok{i}" for i in range(args.tokens)]
     if args.stamp_tokens:
         tokens = _StampedTokens(tokens)
     scenario = Scenario(tokens=tokens, delay_s=args.delay_ms / 1000)
     upstream = FakeUpstream(scenario)
-    app = _with_stats(module.create_app(upstream), upstream)
+    serve = _server(args, upstream)
 
     # Binding here, before uvicorn starts, lets ``--port 0`` report the real port.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -126,13 +120,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.listen(2048)
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, lifespan="off", access_log=False)
     try:
-        asyncio.run(uvicorn.Server(config).serve([sock]))
+        # uvloop when installed, as uvicorn itself would pick (and the gateway runs on).
+        run = asyncio.run if importlib.util.find_spec("uvloop") is None else _uvloop_run
+        run(serve(sock))
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
+
+
+def _uvloop_run(coro: Any) -> None:
+    import uvloop
+
+    uvloop.run(coro)
 
 
 if __name__ == "__main__":

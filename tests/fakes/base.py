@@ -162,5 +162,30 @@ class TrackedStream(StreamingResponse):
             self.record.finish("completed" if self._completed else "disconnected")
 
 
+def _marker(body: Any) -> str | None:
+    """The text of the last user message: how a benchmark client names its request."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
+
+
+def describe(record: RequestRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "path": record.path,
+        "stream": record.stream,
+        "marker": _marker(record.body),
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "outcome": record.outcome,
+        "chunks_sent": record.chunks_sent,
+    }
+
+
 class ConnectionReset(Exception):
     """Raised inside a stream body to make uvicorn drop the connection mid-response."""
