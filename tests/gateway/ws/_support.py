@@ -62,13 +62,21 @@ class Gateway:
         self, *, subprotocols: list[str] | None = None, **kwargs: Any
     ) -> AsyncIterator[Client]:
         protocols = [Subprotocol(p) for p in (subprotocols or [PROTOCOL])]
+        kwargs.setdefault("max_queue", None)
         async with connect(self.url, subprotocols=protocols, **kwargs) as ws:
             client = Client(ws)
             yield client
 
     async def open(self, **kwargs: Any) -> Client:
-        """A connected client whose ``session.created`` has been read."""
+        """A connected client whose ``session.created`` has been read.
+
+        Unless a test asks otherwise, the client's incoming queue is unbounded: a
+        ``websockets`` client whose queue is full pauses reading, so closing a socket
+        with unread frames would wait its whole ``close_timeout`` for the server's
+        close frame, stuck behind them (the server answered at once).
+        """
         protocols = [Subprotocol(p) for p in kwargs.pop("subprotocols", [PROTOCOL])]
+        kwargs.setdefault("max_queue", None)
         ws = await connect(self.url, subprotocols=protocols, **kwargs)
         client = Client(ws)
         await client.next("session.created")
