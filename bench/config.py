@@ -12,6 +12,7 @@ class Config:
     measure_s: float
     concurrencies: tuple[int, ...]
     latency_measure_s: float
+    latency_rounds: int
     cancel_rounds: int
     idle_counts: tuple[int, ...]
     resume_rounds: int
@@ -23,7 +24,8 @@ class Config:
             warmup_s=1.5,
             measure_s=6.0,
             concurrencies=(1, 10, 100, 500),
-            latency_measure_s=10.0,
+            latency_measure_s=12.0,
+            latency_rounds=4,
             cancel_rounds=5,
             idle_counts=(1_000, 10_000),
             resume_rounds=50,
@@ -37,6 +39,7 @@ class Config:
             measure_s=2.0,
             concurrencies=(1, 100),
             latency_measure_s=3.0,
+            latency_rounds=1,
             cancel_rounds=1,
             idle_counts=(1_000,),
             resume_rounds=5,

@@ -4,7 +4,8 @@ Modes: ``ws`` sends ``response.cancel``; ``ws-close`` closes the socket (the
 gateway must then run with a resume window of 0); ``sse`` closes the HTTP
 stream; ``direct`` (the baseline) closes a stream read from the fake itself.
 HTTP streams are read with the lean client (``bench/_lean_http.py``) and closed
-by cutting their connection, as a browser does when a fetch is aborted.
+by cutting their connection, as a browser does when a fetch is aborted; sockets
+with the lean WebSocket client (``bench/_lean_ws.py``).
 Each request names itself in its user message (the fake reports it as
 ``marker``); the client notes ``time.monotonic()`` just before it cancels, and
 the fake's ``ended_at`` for that request says when the upstream saw its
@@ -22,9 +23,8 @@ from typing import Any
 
 import httpx
 import orjson
-import websockets
 
-from bench import _driver
+from bench import _driver, _lean_ws
 from bench._lean_http import LeanClient
 from bench.stats import summary
 from gateway.upstream import LineDecoder
@@ -43,15 +43,8 @@ def _create(marker: str) -> str:
     ).decode()
 
 
-async def _connect(url: str, key: str) -> Any:
-    ws = await websockets.connect(
-        url,
-        subprotocols=["chat-gateway.v1"],  # type: ignore[list-item]
-        additional_headers={"authorization": f"Bearer {key}"},
-        ping_interval=None,
-        compression=None,
-        max_size=None,
-    )
+async def _connect(url: str, key: str) -> _lean_ws.LeanSocket:
+    ws = await _lean_ws.connect(url, {"authorization": f"Bearer {key}"}, "chat-gateway.v1")
     await ws.recv()  # session.created
     return ws
 
@@ -68,7 +61,7 @@ async def _ws_worker(
             if close_socket and round_:
                 ws = await _connect(url, args["key"])
             marker = f"cancel-{worker}-{round_}"
-            await ws.send(_create(marker))
+            ws.send(_create(marker))
             tokens = 0
             response_id = None
             while True:
@@ -81,17 +74,17 @@ async def _ws_worker(
                     if tokens >= after and marker not in cancels:
                         if close_socket:
                             cancels[marker] = (time.monotonic(), tokens)
-                            await ws.close()
+                            ws.close()
                             break
                         cancel = {"type": "response.cancel", "response_id": response_id}
                         data = orjson.dumps(cancel).decode()
                         cancels[marker] = (time.monotonic(), tokens)
-                        await ws.send(data)
+                        ws.send(data)
                 elif kind in ("response.done", "error"):
                     statuses.append(frame.get("status", "error"))
                     break
     finally:
-        await ws.close()
+        ws.close()
 
 
 async def _sse_worker(

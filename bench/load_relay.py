@@ -4,7 +4,8 @@ Modes (``args["mode"]``):
 
 - ``direct``: the baseline, a client reading the fake upstream's SSE stream;
 - ``sse``: the same client reading the gateway's ``POST /api/v1/chat/completions``;
-- ``ws``: one ``websockets`` client socket per concurrent response, on ``/api/v1/ws``.
+- ``ws``: one client socket per concurrent response, on ``/api/v1/ws``, read by the
+  lean WebSocket client of :mod:`bench._lean_ws`.
 
 The HTTP client (``args["client"]``) is a bare ``httpx.AsyncClient`` reading line
 by line with ``aiter_lines()`` (``httpx``, the default: the relay scenario's CPU
@@ -16,7 +17,8 @@ window (after ``warmup_s``), beside the CPU time every named process
 (``args["pids"]``, plus this client) spent in that same window. With
 ``stamp: true`` (a fake started with ``--stamp-tokens``) it also collects time to
 first token, per-token delivery latency (fake send -> client receive) and
-inter-arrival gaps, for requests started inside the window.
+inter-arrival gaps, for requests started inside the window (``samples: true``
+returns the samples themselves too).
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from typing import Any
 
 import httpx
 import orjson
-import websockets
 
-from bench import _driver
+from bench import _driver, _lean_ws
 from bench._lean_http import LeanClient
 from bench.stats import summary
 from gateway.upstream import LineDecoder
@@ -161,14 +162,8 @@ async def _lean_worker(
 async def _ws_worker(
     url: str, key: str, counters: _Counters, window: _Window | None, stop: asyncio.Event
 ) -> None:
-    async with websockets.connect(
-        url,
-        subprotocols=["chat-gateway.v1"],  # type: ignore[list-item]
-        additional_headers={"authorization": f"Bearer {key}"},
-        ping_interval=None,
-        compression=None,
-        max_size=None,
-    ) as ws:
+    ws = await _lean_ws.connect(url, {"authorization": f"Bearer {key}"}, "chat-gateway.v1")
+    try:
         await ws.recv()  # session.created
         loads = orjson.loads
         while not stop.is_set():
@@ -177,7 +172,7 @@ async def _ws_worker(
             del create["stream"]
             sent = time.monotonic()
             stamps = _Stamps(window, sent) if window is not None else None
-            await ws.send(orjson.dumps(create).decode())
+            ws.send(orjson.dumps(create))
             last_seq = 0
             response_id = None
             cancelled = False
@@ -205,8 +200,9 @@ async def _ws_worker(
                 if stop.is_set() and not cancelled and response_id is not None:
                     # Leave nothing running upstream for the next measurement.
                     cancelled = True
-                    cancel = {"type": "response.cancel", "response_id": response_id}
-                    await ws.send(orjson.dumps(cancel).decode())
+                    ws.send(orjson.dumps({"type": "response.cancel", "response_id": response_id}))
+    finally:
+        ws.close()
 
 
 async def _main(args: dict[str, Any]) -> dict[str, Any]:
@@ -291,6 +287,12 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
         result["ttft_ms"] = summary(window.ttft_ms)
         result["token_latency_ms"] = summary(window.token_ms)
         result["gap_ms"] = summary(window.gap_ms)
+        if args.get("samples"):  # for a caller pooling several runs
+            result["samples"] = {
+                "ttft_ms": window.ttft_ms,
+                "token_latency_ms": window.token_ms,
+                "gap_ms": window.gap_ms,
+            }
     return result
 
 

@@ -12,18 +12,74 @@ from typing import Any
 from bench import procs
 from bench.config import Config
 from bench.report import Row, Section
+from bench.stats import summary
 
 DELAY_MS = 20.0
 # (concurrency, tokens per response): 200-token answers as in the relay scenario; at
 # concurrency 1 shorter ones, so that the window holds enough first tokens.
 _LOADS = ((1, 20), (100, 200))
 _PATHS = (("ws", "WebSocket"), ("sse", "HTTP SSE"))
+_MODES = ("direct", "ws", "sse")
 # (figure, key, percentile, bound in ms): targets apply at concurrency 100.
 _TARGETS = (
     ("added time to first token p50", "ttft_ms", "p50", 2.0),
     ("added time to first token p99", "ttft_ms", "p99", 10.0),
     ("added per-token latency p99", "token_latency_ms", "p99", 1.0),
 )
+
+
+def _round(
+    cfg: Config,
+    fake: procs.Server,
+    gw: procs.Server,
+    placement: procs.Placement,
+    concurrency: int,
+    tokens: int,
+    round_: int,
+) -> dict[str, dict[str, Any]]:
+    """One measurement per mode, the order rotated each round."""
+    results = {}
+    for mode in _MODES[round_ % 3 :] + _MODES[: round_ % 3]:
+        since = fake.last_request_id()
+        result = procs.run_driver(
+            "load_relay",
+            {
+                "mode": mode,
+                "client": "lean",
+                "url": fake.url if mode == "direct" else gw.url,
+                "key": procs.CLIENT_KEY,
+                "concurrency": concurrency,
+                "warmup_s": cfg.warmup_s,
+                "measure_s": cfg.latency_measure_s / cfg.latency_rounds,
+                "stagger_s": min(cfg.warmup_s, tokens * DELAY_MS / 1000),
+                "stamp": True,
+                "samples": True,
+                "pids": {"gateway": gw.pid, "fake": fake.pid},
+            },
+            cores=placement.load,
+        )
+        result["left_running"] = fake.wait_quiet(since)
+        results[mode] = result
+    return results
+
+
+def _pooled(
+    mode: str, concurrency: int, tokens: int, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One mode's rounds as one run: samples pooled, counts summed."""
+    pooled: dict[str, Any] = {
+        "mode": mode,
+        "concurrency": concurrency,
+        "tokens_per_response": tokens,
+        "rounds": len(results),
+        "left_running": sum(r["left_running"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "worker_failures": [f for r in results for f in r["worker_failures"]][:5],
+        "cpu_us_per_token": [r["cpu_us_per_token"] for r in results],
+    }
+    for key in ("ttft_ms", "token_latency_ms", "gap_ms"):
+        pooled[key] = summary([x for r in results for x in r["samples"][key]])
+    return pooled
 
 
 def run(cfg: Config) -> Section:
@@ -36,27 +92,12 @@ def run(cfg: Config) -> Section:
             ) as fake,
             procs.gateway(fake.url, cores=placement.gateway) as gw,
         ):
-            for mode in ("direct", "ws", "sse"):
-                since = fake.last_request_id()
-                result = procs.run_driver(
-                    "load_relay",
-                    {
-                        "mode": mode,
-                        "client": "lean",
-                        "url": fake.url if mode == "direct" else gw.url,
-                        "key": procs.CLIENT_KEY,
-                        "concurrency": concurrency,
-                        "warmup_s": cfg.warmup_s,
-                        "measure_s": cfg.latency_measure_s,
-                        "stagger_s": min(cfg.warmup_s, tokens * DELAY_MS / 1000),
-                        "stamp": True,
-                        "pids": {"gateway": gw.pid, "fake": fake.pid},
-                    },
-                    cores=placement.load,
-                )
-                result["tokens_per_response"] = tokens
-                result["left_running"] = fake.wait_quiet(since)
-                runs.append(result)
+            rounds = [
+                _round(cfg, fake, gw, placement, concurrency, tokens, round_)
+                for round_ in range(cfg.latency_rounds)
+            ]
+        for mode in _MODES:
+            runs.append(_pooled(mode, concurrency, tokens, [r[mode] for r in rounds]))
 
     def find(mode: str, concurrency: int) -> dict[str, Any]:
         return next(r for r in runs if r["mode"] == mode and r["concurrency"] == concurrency)
@@ -100,12 +141,15 @@ def run(cfg: Config) -> Section:
     notes = [
         f"Fake upstream paced at {DELAY_MS:.0f} ms/token; responses back to back, "
         + ", ".join(f"{t} tokens each at c={c}" for c, t in _LOADS)
-        + f"; client starts staggered; {cfg.latency_measure_s} s measured per run after "
-        "warm-up. The gateway and its upstream fake are restarted per concurrency.",
+        + f"; client starts staggered. {cfg.latency_measure_s:g} s measured per path, in "
+        f"{cfg.latency_rounds} interleaved rounds (direct, WebSocket, SSE, the order rotated "
+        "each round, each run after its own warm-up) whose samples are pooled, so that the "
+        "baseline and the gateway paths see the same drift of the machine. The gateway "
+        "and its upstream fake are restarted per concurrency.",
         f"Placement: {placement.describe()}. The upstream is the lean fake "
         "(`tests/fakes/lean_openai.py`, the same bytes as the Starlette fake); HTTP clients "
-        "(direct and SSE) are the lean client of `bench/_lean_http.py`; WebSocket clients "
-        "are `websockets`.",
+        "(direct and SSE) are the lean client of `bench/_lean_http.py`, WebSocket clients "
+        "the lean client of `bench/_lean_ws.py`.",
         "Time to first token: client sends the request -> first content token arrives. "
         "Per-token latency: the fake's send time (stamped into the token) -> client receive; "
         "both clocks are CLOCK_MONOTONIC of one machine.",
@@ -116,7 +160,7 @@ def run(cfg: Config) -> Section:
     return Section(
         "latency",
         "2. Added latency",
-        "the same client reading the fake upstream directly (bare httpx), same run.",
+        "the same lean HTTP client reading the fake upstream directly, same run.",
         rows,
         notes,
         raw=runs,

@@ -18,7 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
+from tests.fakes.app import fake_app
+from tests.fakes.base import (
+    ConnectionReset,
+    FakeUpstream,
+    RequestRecord,
+    Scenario,
+    TrackedStream,
+)
 
 DEFAULT_MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5")
 _ERROR_TYPES = {
@@ -84,8 +91,8 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
             }
         )
 
-    return Starlette(
-        routes=[
+    return fake_app(
+        [
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
         ]

@@ -13,7 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
+from tests.fakes.app import fake_app
+from tests.fakes.base import (
+    ConnectionReset,
+    FakeUpstream,
+    RequestRecord,
+    Scenario,
+    TrackedStream,
+)
 
 DEFAULT_MODELS = ("llama3.2:latest", "qwen2.5:0.5b")
 
@@ -40,8 +47,8 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
         record.finish("completed")
         return _json({"models": [_model_entry(name) for name in models]})
 
-    return Starlette(
-        routes=[
+    return fake_app(
+        [
             Route("/api/chat", chat, methods=["POST"]),
             Route("/api/tags", tags, methods=["GET"]),
         ]

@@ -19,7 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
+from tests.fakes.app import fake_app
+from tests.fakes.base import (
+    ConnectionReset,
+    FakeUpstream,
+    RequestRecord,
+    Scenario,
+    TrackedStream,
+)
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
 _FINGERPRINT = "fp_fake"
@@ -75,8 +82,8 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
             }
         )
 
-    return Starlette(
-        routes=[
+    return fake_app(
+        [
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
         ]

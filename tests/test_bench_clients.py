@@ -1,0 +1,58 @@
+"""The benchmark drivers' lean WebSocket client speaks the protocol the gateway serves.
+
+The latency and cancel figures are only as good as the client that measures them:
+these check it against a real gateway on uvicorn (handshake, auth, masked
+frames the server accepts, large frames, refusal).
+"""
+
+from __future__ import annotations
+
+import anyio
+import orjson
+import pytest
+
+from bench import _lean_ws
+from tests.gateway.ws._support import PROTOCOL, gateway
+
+pytestmark = pytest.mark.anyio
+
+KEY = "bench-test-key"
+
+
+async def _frame(ws: _lean_ws.LeanSocket) -> dict[str, object]:
+    with anyio.fail_after(3):
+        frame: dict[str, object] = orjson.loads(await ws.recv())
+    return frame
+
+
+async def test_lean_socket_streams_a_response_and_sends_masked_frames() -> None:
+    async with gateway(client_keys=[KEY]) as gw:
+        ws = await _lean_ws.connect(gw.url, {"authorization": f"Bearer {KEY}"}, PROTOCOL)
+        try:
+            assert (await _frame(ws))["type"] == "session.created"
+            # A frame above 125 bytes takes the 16-bit length form on the way out.
+            ws.send(orjson.dumps({"type": "ping", "ts": "x" * 300}))
+            assert await _frame(ws) == {"type": "pong", "ts": "x" * 300}
+            create = {
+                "type": "response.create",
+                "request_id": "r1",
+                "model": "demo/echo",
+                "messages": [{"role": "user", "content": "hello lean socket " * 20}],
+            }
+            ws.send(orjson.dumps(create))
+            kinds, text = [], ""
+            while (frame := await _frame(ws))["type"] != "response.done":
+                kinds.append(frame["type"])
+                if frame["type"] == "response.output_text.delta":
+                    text += str(frame["delta"])
+            assert kinds[0] == "response.created"
+            assert frame["status"] == "completed"
+            assert "hello lean socket" in text
+        finally:
+            ws.close()
+
+
+async def test_lean_socket_reports_a_refused_handshake() -> None:
+    async with gateway(client_keys=[KEY]) as gw:
+        with pytest.raises(_lean_ws.ConnectionClosed, match="401"):
+            await _lean_ws.connect(gw.url, {"authorization": "Bearer wrong"}, PROTOCOL)
