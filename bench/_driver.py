@@ -1,6 +1,7 @@
 """What every load driver shares: JSON arguments in, JSON result out, the event loop.
 
-A driver is ``python -m bench.load_x '<json args>'``; it prints one JSON object.
+A driver is ``python -m bench.load_x '<json args>'``; it prints one JSON object
+(or writes it to the file ``$BENCH_RESULT_PATH`` names).
 uvloop is used when installed, because uvicorn (and so the gateway and the fake)
 uses it then too: both sides of every measurement run on the same loop.
 """
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 import psutil  # type: ignore[import-untyped]
+
+# Where ``run`` writes the result instead of stdout, when set (``procs.run_driver`` does).
+RESULT_PATH_ENV = "BENCH_RESULT_PATH"
 
 
 def uses_uvloop() -> bool:
@@ -31,14 +36,24 @@ def run(main: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]) -
         result = uvloop.run(main(args))
     else:
         result = asyncio.run(main(args))
-    sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+    path = os.environ.get(RESULT_PATH_ENV)
+    if path:
+        # A result with latency samples is half a megabyte; a file takes it whole
+        # (one full run once got a stdout pipe's worth cut short).
+        with open(path, "wb") as out:
+            out.write(orjson.dumps(result))
+    else:
+        _write_line(result)
+
+
+def _write_line(payload: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(orjson.dumps(payload) + b"\n")
     sys.stdout.flush()
 
 
 def emit(stage: dict[str, Any]) -> None:
     """One stage report of an interactive driver."""
-    sys.stdout.buffer.write(orjson.dumps(stage) + b"\n")
-    sys.stdout.flush()
+    _write_line(stage)
 
 
 async def wait_for_go() -> None:

@@ -24,7 +24,7 @@ class Config:
             warmup_s=1.5,
             measure_s=6.0,
             concurrencies=(1, 10, 100, 500),
-            latency_measure_s=12.0,
+            latency_measure_s=24.0,
             latency_rounds=4,
             cancel_rounds=5,
             idle_counts=(1_000, 10_000),

@@ -13,6 +13,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any
 import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
+
+from bench import _driver
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -249,19 +252,22 @@ def run_driver(
 ) -> dict[str, Any]:
     """Run ``python -m bench.<module>`` with ``args`` as JSON; returns its JSON result."""
     command = [PYTHON, "-m", f"bench.{module}", orjson.dumps(dict(args)).decode()]
-    done = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        timeout=timeout_s,
-        check=False,
-        preexec_fn=_pinned(cores),
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"bench.{module} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}"
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        path = Path(tmp) / "result.json"
+        done = subprocess.run(
+            command,
+            cwd=REPO,
+            env={**os.environ, _driver.RESULT_PATH_ENV: str(path)},
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+            preexec_fn=_pinned(cores),
         )
-    result: dict[str, Any] = orjson.loads(done.stdout)
+        if done.returncode != 0 or not path.exists():
+            raise RuntimeError(
+                f"bench.{module} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}"
+            )
+        result: dict[str, Any] = orjson.loads(path.read_bytes())
     return result
 
 

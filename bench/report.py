@@ -126,7 +126,11 @@ def markdown(info: dict[str, Any], sections: list[Section], argv: list[str]) -> 
     verdicts = [(s, r) for s in sections for r in s.rows if r.met is not None]
     if verdicts:
         met = sum(1 for _, r in verdicts if r.met)
-        out += [f"## Targets: {met} of {len(verdicts)} met", ""]
+        unmeasured = [s.title for s in sections if s.skipped]
+        heading = f"## Targets: {met} of {len(verdicts)} met"
+        if unmeasured:
+            heading += f" (not measured, their run failed: {', '.join(unmeasured)})"
+        out += [heading, ""]
         out += [
             "| Scenario | Figure | Gateway | Baseline | vs baseline | Target | Met |",
             "|---|---|---|---|---|---|---|",

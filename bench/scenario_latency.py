@@ -7,9 +7,10 @@ time to first token the driver measures each token's delivery latency (fake send
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from bench import procs
+from bench import procs, wakeup
 from bench.config import Config
 from bench.report import Row, Section
 from bench.stats import summary
@@ -85,6 +86,8 @@ def _pooled(
 def run(cfg: Config) -> Section:
     runs: list[dict[str, Any]] = []
     placement = procs.isolated()
+    cores = sorted(os.sched_getaffinity(0))
+    machine_before = wakeup.describe(cores)
     for concurrency, tokens in _LOADS:
         with (
             procs.fake_upstream(
@@ -98,6 +101,7 @@ def run(cfg: Config) -> Section:
             ]
         for mode in _MODES:
             runs.append(_pooled(mode, concurrency, tokens, [r[mode] for r in rounds]))
+    machine_after = wakeup.describe(cores)
 
     def find(mode: str, concurrency: int) -> dict[str, Any]:
         return next(r for r in runs if r["mode"] == mode and r["concurrency"] == concurrency)
@@ -156,6 +160,10 @@ def run(cfg: Config) -> Section:
         "Inter-arrival: gap between consecutive token-carrying frames of a response at the "
         "client (a merged WebSocket frame counts once).",
         f"Samples: {samples}.",
+        f"The machine's own wake-up latency (`bench/wakeup.py`), before these runs: "
+        f"{machine_before}; after: {machine_after}. Every relayed token costs the gateway "
+        "path two such wake-ups where the direct path has one, and on a virtual machine "
+        "they drift with the host's load.",
     ]
     return Section(
         "latency",

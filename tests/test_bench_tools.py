@@ -1,4 +1,4 @@
-"""The benchmark drivers' lean WebSocket client speaks the protocol the gateway serves.
+"""The benchmark's own tools: the drivers' lean WebSocket client and the wake-up probe.
 
 The latency and cancel figures are only as good as the client that measures them:
 these check it against a real gateway on uvicorn (handshake, auth, masked
@@ -7,14 +7,14 @@ frames the server accepts, large frames, refusal).
 
 from __future__ import annotations
 
+import os
+
 import anyio
 import orjson
 import pytest
 
-from bench import _lean_ws
+from bench import _lean_ws, wakeup
 from tests.gateway.ws._support import PROTOCOL, gateway
-
-pytestmark = pytest.mark.anyio
 
 KEY = "bench-test-key"
 
@@ -25,6 +25,7 @@ async def _frame(ws: _lean_ws.LeanSocket) -> dict[str, object]:
     return frame
 
 
+@pytest.mark.anyio
 async def test_lean_socket_streams_a_response_and_sends_masked_frames() -> None:
     async with gateway(client_keys=[KEY]) as gw:
         ws = await _lean_ws.connect(gw.url, {"authorization": f"Bearer {KEY}"}, PROTOCOL)
@@ -52,7 +53,15 @@ async def test_lean_socket_streams_a_response_and_sends_masked_frames() -> None:
             ws.close()
 
 
+@pytest.mark.anyio
 async def test_lean_socket_reports_a_refused_handshake() -> None:
     async with gateway(client_keys=[KEY]) as gw:
         with pytest.raises(_lean_ws.ConnectionClosed, match="401"):
             await _lean_ws.connect(gw.url, {"authorization": "Bearer wrong"}, PROTOCOL)
+
+
+def test_wakeup_probe_measures_every_round_trip() -> None:
+    core = min(os.sched_getaffinity(0))
+    reading = wakeup.one_way_us(core, core, samples=50, gap_s=0)
+    assert reading["n"] == 50
+    assert 0 < reading["p50"] <= reading["p99"] <= reading["max"]
