@@ -19,13 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.app import fake_app
-from tests.fakes.base import (
-    ConnectionReset,
-    FakeUpstream,
-    RequestRecord,
-    Scenario,
-    TrackedStream,
-)
+from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
 
 DEFAULT_MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5")
 _ERROR_TYPES = {

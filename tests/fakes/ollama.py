@@ -14,13 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.app import fake_app
-from tests.fakes.base import (
-    ConnectionReset,
-    FakeUpstream,
-    RequestRecord,
-    Scenario,
-    TrackedStream,
-)
+from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
 
 DEFAULT_MODELS = ("llama3.2:latest", "qwen2.5:0.5b")
 

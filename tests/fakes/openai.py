@@ -20,13 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.app import fake_app
-from tests.fakes.base import (
-    ConnectionReset,
-    FakeUpstream,
-    RequestRecord,
-    Scenario,
-    TrackedStream,
-)
+from tests.fakes.base import ConnectionReset, FakeUpstream, RequestRecord, Scenario, TrackedStream
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
 _FINGERPRINT = "fp_fake"
