@@ -62,6 +62,41 @@ async def test_non_streaming_echo_is_an_exact_chat_completion() -> None:
     )
 
 
+async def test_the_role_chunk_leaves_in_the_same_write_as_the_first_token() -> None:
+    # One HTTP chunk per ASGI body message: read the raw chunked body to see the writes.
+    async with gateway(demo_token_delay_ms=5) as gw:
+        host, port = gw.base.removeprefix("http://").split(":")
+        body = orjson.dumps({"model": "demo/echo", "stream": True, "messages": user(TEXT)})
+        request = (
+            f"POST /api/v1/chat/completions HTTP/1.1\r\nhost: {host}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        ).encode() + body
+        with anyio.fail_after(5):
+            async with await anyio.connect_tcp(host, int(port)) as stream:
+                await stream.send(request)
+                raw = b""
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        raw += await stream.receive()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    writes = []
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:  # the last chunk
+            break
+        writes.append(rest[:size])
+        rest = rest[size + 2 :]
+    events = [e for e in writes[0].split(b"\n\n") if e]
+    assert len(events) == 2
+    assert b'"role":"assistant"' in events[0]
+    assert orjson.loads(events[1].removeprefix(b"data: "))["choices"][0]["delta"]["content"]
+    # role + first word, then one write per word, then finish + [DONE]
+    assert len(writes) == len(TEXT.split()) + 1
+
+
 async def test_streaming_echo_yields_the_exact_text_in_openai_chunks() -> None:
     async with gateway() as gw:
         stream = await gw.openai().chat.completions.create(
