@@ -31,7 +31,6 @@ from types import TracebackType
 from typing import Final, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 import structlog
 
 from gateway.errors import ModelNotFound, UpstreamBadRequest, UpstreamError, UpstreamTimeout
@@ -392,11 +391,6 @@ class Router:
         self, provider: Provider, request: ChatRequest, remaining: float
     ) -> _Opened:
         """Open a stream and wait for its first event, both under the first-token timeout."""
-        # Starting a request is the longest stretch of CPU in the gateway (request
-        # parsing and routing here, the SDK's request build next, each a few hundred
-        # microseconds): yielding between them lets the tokens of streams already
-        # running go out in between instead of queueing behind the whole start.
-        await anyio.lowlevel.checkpoint()
         context = provider.stream(request)
         entered = False
         try:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.lowlevel
 import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -72,6 +73,13 @@ class ChatStreamResponse(Response):
             self._summary.emit()
 
     async def _respond(self, send: Send) -> None:
+        # Starting a request is the longest stretch of CPU in the gateway: the HTTP
+        # request, its parsing and routing so far, the SDK's request build next, a
+        # few hundred microseconds each. Yielding in between lets the tokens of
+        # running streams go out meanwhile instead of queueing behind the whole
+        # start. (A WebSocket request gets this break for free: its producer is a
+        # task of its own.)
+        await anyio.lowlevel.checkpoint()
         try:
             async with self._router.stream(self._prepared.route, self._prepared.request) as events:
                 self._upstream = events
