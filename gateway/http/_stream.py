@@ -114,6 +114,9 @@ class ChatStreamResponse(Response):
         # The role chunk leaves together with the first token, which is already in
         # hand: one write and one wake-up of the client fewer on the way to it.
         role = writer.role()
+        if not isinstance(first, TextDelta):
+            await _body(send, role)  # no token to ride on
+            role = b""
         collected: list[str] | None = [] if self._log_content else None
         finish = Finish("stop")
         event = first
@@ -122,21 +125,16 @@ class ChatStreamResponse(Response):
                 summary.mark_first_token()
                 if collected is not None:
                     collected.append(event.text)
-                chunk = writer.content(event.text)
-                if role:
-                    chunk, role = role + chunk, b""
-                await _body(send, chunk)
+                await _body(send, role + writer.content(event.text))
+                role = b""
             else:
                 finish = event
-                if role:  # no token came first: the role goes out on its own, as before
-                    await _body(send, role)
-                    role = b""
             event = await _next(iterator)
         summary.finish_reason = finish.reason
         summary.usage(finish.usage)
         if collected is not None:
             summary.completion = "".join(collected)
-        tail = role + writer.finish(finish.reason)  # role: still here if nothing came
+        tail = writer.finish(finish.reason)
         if self._include_usage:
             tail += writer.usage(finish.usage)
         self._ended = True
