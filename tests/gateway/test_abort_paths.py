@@ -8,6 +8,7 @@ only happens when the cancelled task runs again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -155,3 +156,72 @@ async def test_sse_hang_up_shuts_the_upstream_while_the_responder_is_busy() -> N
                 release.set()  # the responder never ran meanwhile; now it may unwind
     assert record.outcome == "disconnected"
     assert record.chunks_sent < len(SLOW.tokens)
+
+
+def sse_response(router: Router) -> ChatStreamResponse:
+    return ChatStreamResponse(
+        router,
+        InFlight(),
+        prepared(router, "openai"),
+        summary("http"),
+        include_usage=False,
+        log_content=False,
+    )
+
+
+async def test_sse_hang_up_before_the_first_token_closes_the_upstream() -> None:
+    async with routed("openai") as (upstream, router, port):
+        upstream.queue(Scenario(tokens=["late"], delay_s=5))
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            await upstream.wait_for_requests(1)  # the upstream has the request: hang up now
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(2):
+            await sse_response(router)({"type": "http"}, receive, send)
+        record = upstream.last
+        with anyio.fail_after(1):
+            await record.ended.wait()
+        assert "ESTABLISHED" not in upstream_states(port)
+    assert record.outcome == "disconnected"
+    assert sent == []  # nothing was answered: no 200 went out before a token
+
+
+async def test_the_sse_hang_up_watcher_ends_with_the_response() -> None:
+    async with routed("openai") as (upstream, router, _):
+        upstream.queue(Scenario(tokens=["a", "b"]))
+        finished = anyio.Event()
+        bodies: list[bytes] = []
+
+        async def receive() -> Message:
+            await finished.wait()  # never, unless the watcher outlived the response
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                bodies.append(message["body"])
+
+        before = len(asyncio.all_tasks())
+        with anyio.fail_after(2):
+            await sse_response(router)({"type": "http"}, receive, send)
+        assert len(asyncio.all_tasks()) == before  # the watcher was cancelled and awaited
+    assert b"".join(bodies).endswith(b"data: [DONE]\n\n")
+
+
+async def test_a_failing_receive_is_raised_not_swallowed() -> None:
+    async with routed("openai") as (upstream, router, _):
+        upstream.queue(Scenario(tokens=["a"], delay_s=0.05))
+
+        async def receive() -> Message:
+            raise RuntimeError("server bug")
+
+        async def send(message: Message) -> None:
+            pass
+
+        with pytest.raises(Exception) as caught, anyio.fail_after(2):
+            await sse_response(router)({"type": "http"}, receive, send)
+        assert "server bug" in repr(caught.value)  # alone, or inside the task group's group
