@@ -22,6 +22,7 @@ from gateway.providers._errors import error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
+    endpoint,
     http_client,
     http_timeout,
     post_json,
@@ -78,6 +79,7 @@ class AnthropicProvider:
         self, client: anthropic.AsyncAnthropic, *, secret: str | None, probe_timeout_s: float
     ) -> None:
         self._client = client
+        self._messages_url = endpoint(client, "/v1/messages")
         self._secret = secret
         self._probe_timeout_s = probe_timeout_s
 
@@ -91,14 +93,14 @@ class AnthropicProvider:
         secret = self._secret
         return SdkStream(
             self._client,
-            "/v1/messages",
+            self._messages_url,
             body,
             self.translate,
             lambda response: _events(response, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        raw = await post_json(self._client, "/v1/messages", _body(request), self.translate)
+        raw = await post_json(self._client, self._messages_url, _body(request), self.translate)
         data = _parse(raw)
         if data.get("type") == "error":
             raise _error_event(data.get("error"), self._secret)

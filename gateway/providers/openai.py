@@ -22,6 +22,7 @@ from gateway.providers._errors import error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
+    endpoint,
     http_client,
     http_timeout,
     post_json,
@@ -89,6 +90,7 @@ class OpenAIProvider:
         max_tokens_field: str = "max_tokens",
     ) -> None:
         self._client = client
+        self._chat_url = endpoint(client, "/chat/completions")
         self._secret = secret
         self._probe_timeout_s = probe_timeout_s
         self._max_tokens_field = max_tokens_field
@@ -104,16 +106,14 @@ class OpenAIProvider:
         secret = self._secret
         return SdkStream(
             self._client,
-            "/chat/completions",
+            self._chat_url,
             body,
             self.translate,
             lambda response: _events(response, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        raw = await post_json(
-            self._client, "/chat/completions", self._body(request), self.translate
-        )
+        raw = await post_json(self._client, self._chat_url, self._body(request), self.translate)
         data = _parse(raw)
         if "error" in data:
             raise _error_event(data["error"], self._secret)
