@@ -1,4 +1,4 @@
-"""The benchmark's own tools: the drivers' lean WebSocket client and the wake-up probe.
+"""The benchmark's own tools: the lean WebSocket client, the wake-up probe, request_cost.
 
 The latency and cancel figures are only as good as the client that measures them:
 these check it against a real gateway on uvicorn (handshake, auth, masked
@@ -8,6 +8,8 @@ frames the server accepts, large frames, refusal).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import anyio
 import orjson
@@ -65,3 +67,18 @@ def test_wakeup_probe_measures_every_round_trip() -> None:
     reading = wakeup.one_way_us(core, core, samples=50, gap_s=0)
     assert reading["n"] == 50
     assert 0 < reading["p50"] <= reading["p99"] <= reading["max"]
+
+
+def test_request_cost_runs_streamed_requests_through_the_whole_gateway() -> None:
+    # A subprocess: the tool pins itself to a core, which must not stick to the tests.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.request_cost", "--requests", "20", "--batches", "2"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    line = done.stdout.decode().strip()
+    assert line.startswith("CPU µs per request, per batch of 20: ")
+    per_batch = [float(x) for x in line.split(": ")[1].split(" (")[0].split()]
+    assert len(per_batch) == 2 and all(us > 0 for us in per_batch)
