@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -136,3 +137,23 @@ async def test_drain_lets_an_in_flight_http_stream_finish() -> None:
     assert not exit_during_stream  # uvicorn was not told to stop while the stream ran
     assert received.endswith(b"data: [DONE]\n\n")
     assert received.count(b'"content":" ') == 29  # all 30 tokens arrived
+
+
+@pytest.fixture
+def default_collector() -> Iterator[None]:
+    """CPython's collector settings for the test, whatever start-up changes."""
+    saved = gc.get_threshold()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
+
+
+@pytest.mark.usefixtures("default_collector")
+async def test_start_up_freezes_its_heap_and_spaces_young_collections_out() -> None:
+    async with running():
+        assert gc.get_freeze_count() > 10_000  # the imports' objects are out of the collector
+        assert gc.get_threshold() == (10_000, 10, 10)
