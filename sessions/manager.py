@@ -352,7 +352,11 @@ class SessionManager:
                 with response.cancel_scope:
                     info = await produce(response)
             except Exception as exc:
-                self._end(response, Status.FAILED, Reason.UPSTREAM_ERROR, error=exc)
+                # Done keeps the error for the resume window, and its traceback would
+                # keep every frame it passed through, locals included: this one, which
+                # holds the response, which holds the Done (a reference cycle).
+                error = exc.with_traceback(None)
+                self._end(response, Status.FAILED, Reason.UPSTREAM_ERROR, error=error)
             if info is not None:
                 self._end(
                     response,

@@ -103,7 +103,7 @@ class Exchange:
         """Wait for the status line and headers."""
         while not self.head_complete:
             if self._error is not None:
-                raise self._error
+                raise _fresh(self._error)
             await self._wait()
 
     async def read(self) -> bytes:
@@ -120,7 +120,7 @@ class Exchange:
             if self.complete:
                 return b""
             if self._error is not None:
-                raise self._error
+                raise _fresh(self._error)
             await self._wait()
 
     def abort(self) -> None:
@@ -262,3 +262,18 @@ class Exchange:
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+
+
+def _fresh(error: TransportError) -> TransportError:
+    """A new exception like the stored ``error``, to raise in its place.
+
+    Raising the stored one would give it a traceback through the reader's frames,
+    which hold this exchange, which holds the exception: a reference cycle keeping
+    the whole answer (its task's frames, the session's response, the SDK's
+    response) alive until the cyclic garbage collector came by. Every Stop ends an
+    answer through here, so cancel-heavy load piled up such cycles, and the
+    collections that freed them paused the event loop for milliseconds.
+    """
+    fresh = type(error)(*error.args)
+    fresh.__cause__ = error.__cause__
+    return fresh

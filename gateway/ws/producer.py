@@ -74,6 +74,10 @@ class Producer:
             raise
         finally:
             _emit_summary(summary, response, info, error)
+            # A raised exception's traceback keeps this frame, locals included: holding
+            # the exception here too would make a reference cycle, and keep the whole
+            # answer alive until the cyclic garbage collector came by.
+            error = None
 
 
 def _finish_info(finish: Finish | None) -> FinishInfo:

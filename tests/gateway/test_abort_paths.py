@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,6 +79,66 @@ def summary(transport: str) -> ChatSummary:
     return ChatSummary(
         request_id="req-1", transport=transport, principal="alice", model=None, stream=True
     )
+
+
+@contextlib.contextmanager
+def cyclic_garbage() -> Iterator[set[str]]:
+    """Type names of what only the cyclic collector could free, made inside the block.
+
+    The collector is off meanwhile, so it cannot clean up behind the test's back.
+    """
+    found: set[str] = set()
+    gc.collect()
+    gc.disable()
+    try:
+        yield found
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        found.update(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {}), ("asyncio", {"use_uvloop": True})], ids=["asyncio", "uvloop"]
+)
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize("how", ["cancel", "disconnect", "upstream reset"])
+async def test_an_ended_ws_answer_is_freed_without_the_cyclic_collector(
+    provider: str, how: str
+) -> None:
+    # A raised exception's traceback holds the frames it passed through, locals
+    # included; a frame that also held the exception (or an object holding it) made
+    # a cycle that kept the whole answer (producer, session response, upstream
+    # exchange) alive until a collection, and under load those collections stopped
+    # the event loop for milliseconds.
+    async with (
+        routed(provider) as (upstream, router, _),
+        SessionManager(resume_window_s=0).running() as manager,
+    ):
+        upstream.queue(replace(SLOW, reset_after=3) if how == "upstream reset" else SLOW)
+        sink = ListSink()
+        session = manager.open_session("alice", sink)
+        response, _ = manager.create_response(
+            session, "req-1", produce=Producer(router, prepared(router, provider), summary("ws"))
+        )
+        response_id = response.id
+        await sink.wait_for(lambda _: len(sink.texts(response_id)) >= 2)
+        with cyclic_garbage() as garbage:
+            if how == "cancel":
+                manager.cancel(session, response_id=response.id)
+            elif how == "disconnect":
+                manager.close_session(session)
+            with anyio.fail_after(2):
+                await upstream.last.ended.wait()
+                await manager.wait_idle()
+            expected = Status.FAILED if how == "upstream reset" else Status.CANCELLED
+            assert response.status is expected
+            del response
+            sink.events.clear()
+    assert not garbage & {"Producer", "Response", "Exchange", "SdkStream", "Prepared"}, garbage
 
 
 @pytest.mark.parametrize("provider", sorted(MODELS))
