@@ -197,12 +197,19 @@ def gateway(
     extra: Mapping[str, str] | None = None,
     *,
     cores: frozenset[int] | None = None,
+    source: Path | None = None,
 ) -> Iterator[Server]:
+    """The gateway of this checkout; ``source``: the one in that directory instead.
+
+    ``python -m`` puts the working directory first on ``sys.path``, ahead of the
+    editable install of this checkout, so the gateway (and ``sessions``) of
+    ``source`` is what runs, with this virtualenv's libraries.
+    """
     port = free_port()
-    command = [str(Path(PYTHON).with_name("chat-gateway")), "serve", "--port", str(port)]
+    command = [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         command,
-        cwd=REPO,
+        cwd=source or REPO,
         env=gateway_env(upstream, extra),
         stdout=subprocess.DEVNULL,
         preexec_fn=_pinned(cores),

@@ -1,4 +1,4 @@
-"""The benchmark's own tools: the lean WebSocket client, the wake-up probe, request_cost.
+"""The benchmark's own tools: the lean WebSocket client, the wake-up probe, request_cost, ab.
 
 The latency and cancel figures are only as good as the client that measures them:
 these check it against a real gateway on uvicorn (handshake, auth, masked
@@ -82,3 +82,29 @@ def test_request_cost_runs_streamed_requests_through_the_whole_gateway() -> None
     assert line.startswith("CPU µs per request, per batch of 20: ")
     per_batch = [float(x) for x in line.split(": ")[1].split(" (")[0].split()]
     assert len(per_batch) == 2 and all(us > 0 for us in per_batch)
+
+
+_AB_SMALL_RUN = (
+    *("--paths", "sse,ws", "--concurrency", "2", "--tokens", "5"),
+    *("--rounds", "1", "--measure", "0.6", "--warmup", "0.2"),
+)
+
+
+def test_ab_measures_two_checkouts_in_one_run() -> None:
+    # HEAD goes into a temporary git worktree; WORKTREE is this checkout as it is.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", "HEAD", "WORKTREE", *_AB_SMALL_RUN],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    first_tokens = {
+        cells[0]: int(cells[-1])
+        for line in done.stdout.decode().splitlines()
+        if line.startswith("| ")
+        and (cells := [c.strip() for c in line.strip("|").split("|")])
+        and cells[-1].isdigit()
+    }
+    assert first_tokens.keys() == {"direct", "before sse", "after sse", "before ws", "after ws"}
+    assert all(count > 0 for count in first_tokens.values()), first_tokens
