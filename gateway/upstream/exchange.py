@@ -275,5 +275,6 @@ def _fresh(error: TransportError) -> TransportError:
     collections that freed them paused the event loop for milliseconds.
     """
     fresh = type(error)(*error.args)
-    fresh.__cause__ = error.__cause__
+    if error.__cause__ is not None:  # assigning None would also hide the context
+        fresh.__cause__ = error.__cause__
     return fresh
