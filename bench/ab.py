@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs, wakeup
+from bench import procs, scenario_latency, wakeup
 from bench.stats import summary
 
 WORKTREE = "WORKTREE"
-_DELAY_MS = 20.0
 _KEYS = ("ttft_ms", "token_latency_ms")
 
 
@@ -100,19 +99,16 @@ def _round(
         server = fake if run == "direct" else gateways[version]
         result = procs.run_driver(
             "load_relay",
-            {
-                "mode": "direct" if run == "direct" else path,
-                "client": "lean",
-                "url": server.url,
-                "key": procs.CLIENT_KEY,
-                "concurrency": opts.concurrency,
-                "warmup_s": opts.warmup_s,
-                "measure_s": opts.measure_s,
-                "stagger_s": min(opts.warmup_s, opts.tokens * _DELAY_MS / 1000),
-                "stamp": True,
-                "samples": True,
-                "pids": {"gateway": server.pid, "fake": fake.pid},
-            },
+            scenario_latency.driver_args(
+                "direct" if run == "direct" else path,
+                server,
+                server,
+                fake,
+                concurrency=opts.concurrency,
+                tokens=opts.tokens,
+                warmup_s=opts.warmup_s,
+                measure_s=opts.measure_s,
+            ),
             cores=placement.load,
         )
         samples[run] = {key: result["samples"][key] for key in _KEYS}
@@ -130,7 +126,7 @@ def measure(opts: Options) -> dict[str, dict[str, Any]]:
         fake = stack.enter_context(
             procs.fake_upstream(
                 tokens=opts.tokens,
-                delay_ms=_DELAY_MS,
+                delay_ms=scenario_latency.DELAY_MS,
                 stamp=True,
                 lean=True,
                 cores=placement.load,

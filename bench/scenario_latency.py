@@ -29,6 +29,33 @@ _TARGETS = (
 )
 
 
+def driver_args(
+    mode: str,
+    target: procs.Server,
+    gw: procs.Server,
+    fake: procs.Server,
+    *,
+    concurrency: int,
+    tokens: int,
+    warmup_s: float,
+    measure_s: float,
+) -> dict[str, Any]:
+    """The ``load_relay`` arguments of one latency measurement (``mode``: direct, ws, sse)."""
+    return {
+        "mode": mode,
+        "client": "lean",
+        "url": target.url,
+        "key": procs.CLIENT_KEY,
+        "concurrency": concurrency,
+        "warmup_s": warmup_s,
+        "measure_s": measure_s,
+        "stagger_s": min(warmup_s, tokens * DELAY_MS / 1000),
+        "stamp": True,
+        "samples": True,
+        "pids": {"gateway": gw.pid, "fake": fake.pid},
+    }
+
+
 def _round(
     cfg: Config,
     fake: procs.Server,
@@ -44,19 +71,16 @@ def _round(
         since = fake.last_request_id()
         result = procs.run_driver(
             "load_relay",
-            {
-                "mode": mode,
-                "client": "lean",
-                "url": fake.url if mode == "direct" else gw.url,
-                "key": procs.CLIENT_KEY,
-                "concurrency": concurrency,
-                "warmup_s": cfg.warmup_s,
-                "measure_s": cfg.latency_measure_s / cfg.latency_rounds,
-                "stagger_s": min(cfg.warmup_s, tokens * DELAY_MS / 1000),
-                "stamp": True,
-                "samples": True,
-                "pids": {"gateway": gw.pid, "fake": fake.pid},
-            },
+            driver_args(
+                mode,
+                fake if mode == "direct" else gw,
+                gw,
+                fake,
+                concurrency=concurrency,
+                tokens=tokens,
+                warmup_s=cfg.warmup_s,
+                measure_s=cfg.latency_measure_s / cfg.latency_rounds,
+            ),
             cores=placement.load,
         )
         result["left_running"] = fake.wait_quiet(since)
