@@ -22,20 +22,35 @@ replay_bytes`` whatever the client does.
 
 Merging happens before encoding, so a merged frame is encoded once.
 
-The writer runs once per token on an idle socket, so it is kept lean: it is woken
-through one bare asyncio future (an ``anyio.Event`` per wake-up costs several
-times more), takes one frame at a time, and runs inside a single cancel scope
-for its whole life rather than one per batch. The gateway only runs on asyncio
-(uvicorn), which is what makes the bare future fine here.
+A delta pushed while the writer is idle, with nothing queued, is sent at once
+by the task that pushed it: the normal case on a socket that keeps up, one
+token at a time. Handing it to the writer instead costs a task wake-up and a
+loop iteration per token, and puts every token of a burst of upstream reads
+behind the parsing of the whole burst: after any stall the first tokens waited
+for the last ones. Only the first delta of an event-loop turn goes out this way;
+the others queue and merge as before (a fast upstream delivers many tokens per
+read, and a write per token would undo the merging), and so do replays. The
+server's ``send`` only suspends when the transport is paused (the client is not
+reading); if it does, the half-done send is handed to the writer, which finishes
+it before anything queued, so the order of frames never changes. Other frames
+(response start and end, control frames) stay with the writer: they are once per
+response, and sending them at once measured no better.
+
+The writer runs on a busy socket, so it is kept lean: it is woken through one
+bare asyncio future (an ``anyio.Event`` per wake-up costs several times more),
+takes one frame at a time, and runs inside a single cancel scope for its whole
+life rather than one per batch. The gateway only runs on asyncio (uvicorn),
+which is what makes the bare future fine here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from typing import Any, Final, TypeAlias
 
 import anyio
 
@@ -87,6 +102,38 @@ class _PendingDelta:
         )
 
 
+_Send: TypeAlias = Callable[[bytes], Coroutine[Any, Any, None]]
+
+
+class _InFlight:
+    """A send begun by a pushing task that suspended: the writer finishes it."""
+
+    __slots__ = ("cost", "credit", "pending", "send")
+
+    def __init__(self, send: Coroutine[Any, Any, None], pending: Any, cost: int, credit: int):
+        self.send = send
+        self.pending = pending  # what the send's first step was waiting on
+        self.cost = cost
+        self.credit = credit
+
+
+@types.coroutine
+def _finish(inflight: _InFlight) -> Generator[Any, Any, None]:
+    """Await ``inflight.send`` from where its first step suspended.
+
+    That step ran in another task, which never waited on what the send yielded;
+    the writer's task waits on it instead (the event loop needs nothing else to
+    wake it), then the rest of the send runs as ``await`` would have run it.
+    """
+    send = inflight.send
+    try:
+        yield inflight.pending
+    except BaseException:
+        send.close()  # cancelled (overflow, close grace, shutdown): the frame is abandoned
+        raise
+    yield from send
+
+
 class Outbox:
     """Bounded, merging frame queue of one socket; implements ``sessions.sink.Sink``."""
 
@@ -94,12 +141,16 @@ class Outbox:
         "_close",
         "_credit",
         "_entries",
+        "_failure",
+        "_inflight",
         "_max_bytes",
         "_nbytes",
         "_open",
         "_replay_bytes",
         "_replaying",
+        "_send",
         "_send_scope",
+        "_sent_this_turn",
         "_waiter",
         "frames_sent",
         "merged",
@@ -119,6 +170,10 @@ class Outbox:
         self._waiter: asyncio.Future[None] | None = None  # set while the writer waits
         self._close: tuple[int, str] | None = None
         self._send_scope: anyio.CancelScope | None = None
+        self._send: _Send | None = None  # the writer's, while it runs
+        self._inflight: _InFlight | None = None
+        self._failure: Exception | None = None  # a send at once failed: the writer raises it
+        self._sent_this_turn = False  # a delta went out at once in this event-loop turn
         self.peak_bytes = 0
         self.peak_replay_bytes = 0
         self.merged = 0
@@ -151,7 +206,7 @@ class Outbox:
                     self.merged += 1
                 return
             entry = _PendingDelta(event.response_id, event.seq, event.text)
-            if self._charge(entry, size + EVENT_OVERHEAD_BYTES):
+            if self._charge(entry, size + EVENT_OVERHEAD_BYTES) and not self._sent_at_once(entry):
                 self._open[event.response_id] = entry
                 self._append(entry)
             return
@@ -212,6 +267,8 @@ class Outbox:
         """Until something is queued or a close is requested."""
         if self._entries or self._close is not None:
             return
+        if self._inflight is not None or self._failure is not None:
+            return
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         try:
@@ -220,6 +277,35 @@ class Outbox:
             self._waiter = None
 
     # --- internals -------------------------------------------------------------------------
+
+    def _sent_at_once(self, entry: _PendingDelta) -> bool:
+        """Send ``entry`` from this task if the writer is idle with nothing queued.
+
+        True when the entry is taken: sent, or begun and left to the writer.
+        """
+        send = self._send
+        if send is None or self._waiter is None or self._entries:
+            return False
+        if self._sent_this_turn or self._replaying:
+            return False  # queue it: the writer merges what follows into it
+        self._sent_this_turn = True
+        asyncio.get_running_loop().call_soon(self._next_turn)
+        sending = send(entry.encode())
+        try:
+            pending = sending.send(None)
+        except StopIteration:
+            self.sent(entry.cost, entry.credit)
+            return True
+        except Exception as exc:
+            # The peer is gone (or a bug): the writer raises it, as from its own send.
+            self._failure = exc
+        else:
+            self._inflight = _InFlight(sending, pending, entry.cost, entry.credit)
+        self._wake()
+        return True
+
+    def _next_turn(self) -> None:
+        self._sent_this_turn = False
 
     def _append(self, entry: _Queued | _PendingDelta) -> None:
         self._entries.append(entry)
@@ -276,7 +362,7 @@ class Outbox:
 
     async def run_writer(
         self,
-        send: Callable[[bytes], Awaitable[None]],
+        send: _Send,
         close: Callable[[int, str], Awaitable[None]],
     ) -> None:
         """Drain the outbox into ``send`` until a close is requested, then close.
@@ -289,18 +375,29 @@ class Outbox:
             self._send_scope = scope
             if self._close is not None:
                 scope.deadline = anyio.current_time() + CLOSE_GRACE_S
+            self._send = send
             try:
                 await self._send_until_closing(send)
             finally:
-                self._send_scope = None
+                self._send = self._send_scope = None
+                inflight, self._inflight = self._inflight, None
+                if inflight is not None:
+                    inflight.send.close()
         assert self._close is not None  # only a close request or an overflow ends the loop
         code, reason = self._close
         with anyio.move_on_after(CLOSE_GRACE_S):
             await close(code, reason)
 
-    async def _send_until_closing(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+    async def _send_until_closing(self, send: _Send) -> None:
         pop = self._pop
         while True:
+            if self._inflight is not None:
+                inflight, self._inflight = self._inflight, None
+                await _finish(inflight)
+                self.sent(inflight.cost, inflight.credit)
+                continue
+            if self._failure is not None:
+                self._raise_failure()
             entry = pop()
             if entry is None:
                 if self._close is not None:
@@ -309,3 +406,12 @@ class Outbox:
                 continue
             await send(entry.encode())
             self.sent(entry.cost, entry.credit)
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        assert failure is not None
+        try:
+            raise failure
+        finally:
+            # The traceback holds this frame: holding the exception too would be a cycle.
+            failure = None

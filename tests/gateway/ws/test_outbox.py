@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import orjson
 import pytest
@@ -170,3 +171,136 @@ async def test_overflow_interrupts_a_blocked_send() -> None:
                 outbox.push(Delta("r1", seq, "x" * 100))
     assert closed == [4013]
     assert outbox.peak_bytes <= 4096
+
+
+# --- deltas sent at once by the pushing task -------------------------------------------------
+
+
+class _Client:
+    """The writer's ``send``/``close``; ``gate`` (while set) holds sends, like a paused
+    transport does before the server writes."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+        self.closed: list[int] = []
+        self.gate: anyio.Event | None = None
+        self.abandoned = 0
+        self.fail_with: Exception | None = None
+
+    async def send(self, data: bytes) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        gate = self.gate
+        if gate is not None:
+            try:
+                await gate.wait()
+            except BaseException:
+                self.abandoned += 1
+                raise
+        self.sent.append(orjson.loads(data))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed.append(code)
+
+    def deltas(self) -> list[object]:
+        return [f.get("delta", f["type"]) for f in self.sent]
+
+
+async def _idle_writer(tg: anyio.abc.TaskGroup, outbox: Outbox, client: _Client) -> None:
+    tg.start_soon(outbox.run_writer, client.send, client.close)
+    await anyio.lowlevel.checkpoint()  # the writer runs up to its first wait
+
+
+async def test_a_delta_for_an_idle_writer_is_sent_before_the_pushing_task_yields() -> None:
+    outbox, client = Outbox(1 << 20), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            outbox.push(Delta("r1", 1, "a"))
+            assert client.deltas() == ["a"]  # no await in between: sent by this task
+            assert outbox.nbytes == 0
+            outbox.close(1000)
+    assert outbox.frames_sent == 1
+
+
+async def test_later_deltas_of_the_same_turn_queue_and_merge() -> None:
+    outbox, client = Outbox(1 << 20), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            for seq, text in enumerate("abc", start=1):
+                outbox.push(Delta("r1", seq, text))
+            assert client.deltas() == ["a"]
+            await anyio.lowlevel.checkpoint()  # the writer takes the rest, merged
+            assert client.deltas() == ["a", "bc"]
+            assert client.sent[-1]["seq"] == 3
+            await anyio.lowlevel.checkpoint()  # a new turn, the writer idle again
+            outbox.push(Delta("r1", 4, "d"))
+            assert client.deltas() == ["a", "bc", "d"]
+            outbox.close(1000)
+
+
+async def test_replayed_deltas_are_not_sent_at_once() -> None:
+    outbox, client = Outbox(1 << 20, replay_bytes=1 << 20), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            with outbox.replaying():
+                for seq, text in enumerate("abc", start=1):
+                    outbox.push(Delta("r1", seq, text))
+            assert client.sent == []
+            outbox.close(1000)
+    assert client.deltas() == ["abc"]
+
+
+async def test_a_send_that_suspends_is_finished_by_the_writer_first() -> None:
+    outbox, client = Outbox(1 << 20), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            client.gate = gate = anyio.Event()
+            outbox.push(Delta("r1", 1, "a"))  # suspends: handed to the writer
+            assert outbox.nbytes > 0  # still charged while in flight
+            await anyio.lowlevel.checkpoint()
+            outbox.push(Delta("r2", 1, "x"))
+            outbox.push_frame({"type": "pong", "ts": 1})
+            client.gate = None
+            gate.set()
+            outbox.close(1000)
+    assert client.deltas() == ["a", "x", "pong"]
+    assert outbox.nbytes == 0
+    assert client.closed == [1000]
+
+
+async def test_a_suspended_send_cut_off_by_an_overflow_is_abandoned() -> None:
+    outbox, client = Outbox(4096), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            client.gate = anyio.Event()  # never set: a client that stopped reading
+            outbox.push(Delta("r1", 1, "first"))
+            await anyio.lowlevel.checkpoint()
+            for seq in range(2, 200):
+                outbox.push(Delta("r1", seq, "x" * 100))
+    assert client.abandoned == 1
+    assert client.sent == []
+    assert client.closed == [4013]
+
+
+async def test_a_send_that_fails_at_once_ends_the_writer_with_its_error() -> None:
+    outbox, client = Outbox(1 << 20), _Client()
+    failed: list[BaseException] = []
+
+    async def writer() -> None:
+        try:
+            await outbox.run_writer(client.send, client.close)
+        except OSError as exc:
+            failed.append(exc)
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            await anyio.lowlevel.checkpoint()
+            client.fail_with = ConnectionResetError("peer gone")
+            outbox.push(Delta("r1", 1, "a"))  # must not raise into the pushing task
+    assert [type(exc) for exc in failed] == [ConnectionResetError]
