@@ -380,6 +380,8 @@ class Outbox:
                 await self._send_until_closing(send)
             finally:
                 self._send = self._send_scope = None
+                # A failure the writer never raised: its traceback holds this outbox.
+                self._failure = None
                 inflight, self._inflight = self._inflight, None
                 if inflight is not None:
                     inflight.send.close()
