@@ -34,7 +34,8 @@ server's ``send`` only suspends when the transport is paused (the client is not
 reading); if it does, the half-done send is handed to the writer, which finishes
 it before anything queued, so the order of frames never changes. Other frames
 (response start and end, control frames) stay with the writer: they are once per
-response, and sending them at once measured no better.
+response, and sending them at once too made time to first token worse in the
+benchmark, for a reason not found yet (see bench/README.md).
 
 The writer runs on a busy socket, so it is kept lean: it is woken through one
 bare asyncio future (an ``anyio.Event`` per wake-up costs several times more),
@@ -266,8 +267,6 @@ class Outbox:
     async def wait(self) -> None:
         """Until something is queued or a close is requested."""
         if self._entries or self._close is not None:
-            return
-        if self._inflight is not None or self._failure is not None:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
