@@ -68,6 +68,12 @@ class UnknownMessageType(BadRequest):
     code = "unknown_message_type"
 
 
+class UnsupportedParameter(BadRequest):
+    """A request parameter the resolved provider cannot honour: refused, never dropped."""
+
+    code = "unsupported_parameter"
+
+
 class ValidationFailed(GatewayError):
     code = "validation_error"
     type = "invalid_request_error"

@@ -52,6 +52,26 @@ class ChunkWriter:
     def content(self, text: str) -> bytes:
         return self._content_head + orjson.dumps(text) + self._content_tail
 
+    def reasoning(self, text: str) -> bytes:
+        # OpenAI's own API streams no reasoning text; compatible servers (DeepSeek,
+        # vLLM) carry it as ``reasoning_content``, which clients already read.
+        return _event(self._chunk({"reasoning_content": text}, None))
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> bytes:
+        """The first piece of a tool call: index, id, type and name, empty arguments."""
+        call = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        return _event(self._chunk({"tool_calls": [call]}, None))
+
+    def tool_call_arguments(self, index: int, arguments: str) -> bytes:
+        """A further piece of a tool call's arguments: index and fragment only."""
+        call = {"index": index, "function": {"arguments": arguments}}
+        return _event(self._chunk({"tool_calls": [call]}, None))
+
     def finish(self, reason: str) -> bytes:
         return _event(self._chunk({}, reason))
 

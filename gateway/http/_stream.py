@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import assert_never
 
 import anyio
 import anyio.lowlevel
@@ -25,7 +26,14 @@ from gateway.errors import GatewayError, InternalError
 from gateway.http._chunks import DONE, ChunkWriter
 from gateway.http._responses import error_headers
 from gateway.inflight import InFlight
-from gateway.providers.base import Finish, StreamEvent, TextDelta
+from gateway.providers.base import (
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+)
 from gateway.router import RoutedStream, Router
 from gateway.telemetry import ChatSummary
 
@@ -121,14 +129,26 @@ class ChatStreamResponse(Response):
         finish = Finish("stop")
         event = first
         while event is not None:
-            if isinstance(event, TextDelta):
-                summary.mark_first_token()
-                if collected is not None:
-                    collected.append(event.text)
-                await _body(send, role + writer.content(event.text))
-                role = b""
-            else:
-                finish = event
+            match event:
+                case TextDelta(text=text):
+                    summary.mark_first_token()
+                    if collected is not None:
+                        collected.append(text)
+                    await _body(send, role + writer.content(text))
+                    role = b""
+                case ReasoningDelta(text=text):
+                    await _body(send, role + writer.reasoning(text))
+                    role = b""
+                case ToolCallStart(index=index, call_id=call_id, name=name):
+                    summary.mark_first_token()
+                    await _body(send, role + writer.tool_call_start(index, call_id, name))
+                    role = b""
+                case ToolCallDelta(index=index, arguments=arguments):
+                    await _body(send, writer.tool_call_arguments(index, arguments))
+                case Finish():
+                    finish = event
+                case _:
+                    assert_never(event)
             event = await _next(iterator)
         summary.finish_reason = finish.reason
         summary.usage(finish.usage)

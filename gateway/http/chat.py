@@ -124,7 +124,7 @@ def _completion_object(completion_id: str, model: str, completion: Completion) -
 
 
 def _last_user_text(messages: list[ChatMessage]) -> str | None:
-    return next((m.content for m in reversed(messages) if m.role == "user"), None)
+    return next((m.text for m in reversed(messages) if m.role == "user"), None)
 
 
 def routes() -> list[BaseRoute]:

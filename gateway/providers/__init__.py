@@ -17,6 +17,7 @@ import anyio
 from gateway.errors import ProviderNotFound
 from gateway.providers.base import (
     ChatMessage,
+    ChatOptions,
     ChatParams,
     ChatRequest,
     Completion,
@@ -24,14 +25,19 @@ from gateway.providers.base import (
     FinishReason,
     ModelInfo,
     Provider,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 from gateway.settings import Settings
 
 __all__ = [
     "ChatMessage",
+    "ChatOptions",
     "ChatParams",
     "ChatRequest",
     "Completion",
@@ -40,8 +46,12 @@ __all__ = [
     "ModelInfo",
     "Provider",
     "ProviderRegistry",
+    "ReasoningDelta",
     "StreamEvent",
     "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallStart",
     "Usage",
 ]
 

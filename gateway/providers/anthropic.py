@@ -162,7 +162,7 @@ class AnthropicProvider:
 
 def _body(request: ChatRequest) -> dict[str, Any]:
     # Anthropic takes the system prompt as a top-level field, not as a message.
-    system = [m.content for m in request.messages if m.role == "system"]
+    system = [m.text for m in request.messages if m.role == "system"]
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [

@@ -12,9 +12,13 @@ upstream HTTP response. That is what makes "Stop" stop the provider's spend.
         async for event in events:
             ...
 
-The iterator yields zero or more :class:`TextDelta`, then exactly one
-:class:`Finish` (which carries the usage when the upstream reported it), then
-stops. Upstream failures are raised as :class:`gateway.errors.UpstreamError`.
+The iterator yields zero or more content events -- :class:`TextDelta`,
+:class:`ReasoningDelta`, :class:`ToolCallStart` followed by that call's
+:class:`ToolCallDelta` pieces (calls told apart by ``index``; pieces of different
+calls may interleave) -- then exactly one :class:`Finish` (which carries the
+usage when the upstream reported it), then stops. :data:`StreamEvent` is their
+closed union: consumers ``match`` it exhaustively (``assert_never``). Upstream
+failures are raised as :class:`gateway.errors.UpstreamError`.
 
 Leaving the block closes the response in an orderly way, but that takes a few
 event-loop turns (the consumer task must resume, then each async close runs).
@@ -27,28 +31,179 @@ provider has no socket to abort).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 FinishReason: TypeAlias = Literal[
     "stop", "length", "content_filter", "tool_calls", "error", "cancelled"
 ]
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
+
+
+# --- the conversation ---------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ImagePart:
+    """An image, by ``url``: a ``data:<media type>;base64,...`` URL or an ``https:`` URL."""
+
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @property
+    def inline(self) -> tuple[str, str] | None:
+        """``(media_type, base64 data)`` of a ``data:`` URL; ``None`` for a remote URL."""
+        if not self.url.startswith("data:"):
+            return None
+        head, sep, data = self.url[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        if not sep or encoding != "base64":
+            return None
+        return media_type or "application/octet-stream", data
+
+
+ContentPart: TypeAlias = TextPart | ImagePart
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """A function call the assistant made; ``arguments`` is its JSON text, as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(slots=True, frozen=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
-    content: str
+    """One turn. ``content`` is plain text or a sequence of parts (text and images).
+
+    An assistant turn may carry ``tool_calls`` (its content may then be empty); a
+    ``tool`` turn answers the call ``tool_call_id`` with its content.
+    """
+
+    role: Role
+    content: str | tuple[ContentPart, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None  # the tool's name on a ``tool`` turn, when the client gave it
+
+    @property
+    def text(self) -> str:
+        """The text of the content, image parts left out."""
+        content = self.content
+        if isinstance(content, str):
+            return content
+        return "".join(part.text for part in content if isinstance(part, TextPart))
+
+    @property
+    def parts(self) -> tuple[ContentPart, ...]:
+        content = self.content
+        if isinstance(content, str):
+            return (TextPart(content),) if content else ()
+        return content
 
 
 @dataclass(slots=True, frozen=True)
 class ChatParams:
+    """Sampling parameters (the ones an agent preset may set too)."""
+
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+
+
+# --- tools, output format and the other request options -------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Tool:
+    """A function the model may call; ``parameters`` is its JSON Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class NamedTool:
+    """``tool_choice`` forcing one named function."""
+
+    name: str
+
+
+ToolChoice: TypeAlias = Literal["auto", "none", "required"] | NamedTool
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseFormat:
+    """The output format: ``json_object`` or ``json_schema`` (``text`` is the default: None)."""
+
+    type: Literal["json_object", "json_schema"]
+    name: str | None = None
+    schema: Mapping[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ChatOptions:
+    """Everything a request asks beyond messages and sampling.
+
+    ``None`` / empty means "not asked for". Which of these a provider honours is its
+    :meth:`Provider.check`'s business: a set option it cannot honour is refused with
+    :class:`gateway.errors.UnsupportedParameter`, never dropped.
+    """
+
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    n: int | None = None
+    reasoning_effort: str | None = None
+
+    def given(self) -> list[str]:
+        """The wire names of the options that are set (``n: 1`` and ``logprobs: false`` are
+        the defaults and count as not set)."""
+        names: list[str] = []
+        if self.tools:
+            names.append("tools")
+        for name in _OPTION_NAMES:
+            value = getattr(self, name)
+            if value is None or (name == "n" and value == 1) or (name == "logprobs" and not value):
+                continue
+            names.append(name)
+        return names
+
+
+_OPTION_NAMES = (
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "user",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "n",
+    "reasoning_effort",
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,6 +213,7 @@ class ChatRequest:
     model: str
     messages: tuple[ChatMessage, ...]
     params: ChatParams = field(default_factory=ChatParams)
+    options: ChatOptions = field(default_factory=ChatOptions)
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,9 +222,36 @@ class Usage:
     output_tokens: int | None = None
 
 
+# --- the stream ------------------------------------------------------------------
+
+
 @dataclass(slots=True, frozen=True)
 class TextDelta:
     text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking") text, when the provider streams it."""
+
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallStart:
+    """A tool call begins. ``index`` tells calls of one answer apart (0, 1, ... in order)."""
+
+    index: int
+    call_id: str
+    name: str
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    """A piece of the JSON arguments of the call ``index`` (pieces concatenate)."""
+
+    index: int
+    arguments: str
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,17 +260,43 @@ class Finish:
     usage: Usage | None = None
 
 
-StreamEvent: TypeAlias = TextDelta | Finish
+StreamEvent: TypeAlias = TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | Finish
+
+
+@dataclass(slots=True, frozen=True)
+class Choice:
+    """One alternative of a whole answer (``n`` > 1 asks for several)."""
+
+    text: str | None
+    finish_reason: FinishReason
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: Any = None  # the provider's own logprobs object, passed through as it is
+    reasoning: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class Completion:
-    """A whole (non-streamed) answer."""
+    """A whole (non-streamed) answer: the first choice's fields, then any further choices."""
 
     text: str
     finish_reason: FinishReason
     usage: Usage | None
     model: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    more_choices: tuple[Choice, ...] = ()
+    logprobs: Any = None
+    reasoning: str | None = None
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        first = Choice(
+            self.text if self.text or not self.tool_calls else None,
+            self.finish_reason,
+            self.tool_calls,
+            self.logprobs,
+            self.reasoning,
+        )
+        return (first, *self.more_choices)
 
 
 @dataclass(slots=True, frozen=True)
@@ -111,6 +320,23 @@ class Abortable(Protocol):
         the response.
         """
         ...
+
+
+@runtime_checkable
+class ChecksRequests(Protocol):
+    """A provider that says up front which requests it cannot honour (all real ones do)."""
+
+    def check(self, request: ChatRequest, *, streamed: bool) -> None:
+        """Raise :class:`gateway.errors.UnsupportedParameter` naming the first parameter of
+        ``request`` this provider cannot honour; return if it can honour them all. Pure:
+        no I/O, called for each target before it is tried."""
+        ...
+
+
+def check_request(provider: object, request: ChatRequest, *, streamed: bool) -> None:
+    """``provider.check(...)`` for a provider that has it (test doubles may not)."""
+    if isinstance(provider, ChecksRequests):
+        provider.check(request, streamed=streamed)
 
 
 def abort_stream(events: object) -> None:

@@ -115,7 +115,7 @@ def _script(request: ChatRequest) -> _Script:
         )
     build, _ = entry
     tokens, reason = build(request)
-    input_tokens = sum(len(m.content.split()) for m in request.messages)
+    input_tokens = sum(len(m.text.split()) for m in request.messages)
     return _Script(tokens, reason, input_tokens)
 
 
@@ -126,7 +126,7 @@ def _tokens(text: str) -> list[str]:
 def _last_user_message(messages: tuple[ChatMessage, ...]) -> str:
     for message in reversed(messages):
         if message.role == "user":
-            return message.content
+            return message.text
     return ""
 
 

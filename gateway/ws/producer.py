@@ -63,8 +63,8 @@ class Producer:
                 async for event in events:
                     if type(event) is TextDelta:
                         emit(event.text)
-                    else:
-                        finish = event  # type: ignore[assignment]
+                    elif type(event) is Finish:
+                        finish = event
             info = _finish_info(finish)
             return info
         except Exception as exc:
