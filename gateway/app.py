@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gateway import http, ws
 from gateway.agents import Orchestrator
+from gateway.http import web_demo
 from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
@@ -81,7 +82,7 @@ def create_app(settings: Settings) -> Starlette:
             )
         )
     return Starlette(
-        routes=[*http.routes(), *ws.routes()],
+        routes=[*http.routes(), *ws.routes(), *web_demo.routes(settings)],
         middleware=middleware,
         exception_handlers=http.exception_handlers(),
         lifespan=lifespan,

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_content: bool = Field(False, description="log message content (off by default)")
+    web_demo_dir: Path | None = Field(
+        None, description="built web demo served at / (default: web-demo/dist of the checkout)"
+    )
 
     # --- providers ---
     openai_api_key: SecretStr | None = Field(
