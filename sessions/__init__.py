@@ -4,7 +4,9 @@ Pure and free of socket I/O: the gateway's WebSocket endpoint turns the events
 into wire frames and the exceptions into wire error codes.
 """
 
+from sessions.backend import Backend, Control, ControlOp, RemoteRecord
 from sessions.errors import (
+    BackendUnavailable,
     ConversationBusy,
     Draining,
     DuplicateRequest,
@@ -27,7 +29,9 @@ from sessions.events import (
     SinkEvent,
     Status,
 )
+from sessions.lifecycle import TRANSITIONS, IllegalTransition, State
 from sessions.manager import Clock, Produce, SessionManager
+from sessions.memory import MemoryBackend
 from sessions.replay import ReplayBuffer
 from sessions.response import Response, Usage
 from sessions.session import Session
@@ -35,7 +39,12 @@ from sessions.sink import Sink
 
 __all__ = [
     "EVENT_OVERHEAD_BYTES",
+    "TRANSITIONS",
+    "Backend",
+    "BackendUnavailable",
     "Clock",
+    "Control",
+    "ControlOp",
     "ConversationBusy",
     "Created",
     "Delta",
@@ -43,8 +52,11 @@ __all__ = [
     "Draining",
     "DuplicateRequest",
     "FinishInfo",
+    "IllegalTransition",
+    "MemoryBackend",
     "Produce",
     "Reason",
+    "RemoteRecord",
     "ReplayBuffer",
     "ReplayUnavailable",
     "Response",
@@ -57,6 +69,7 @@ __all__ = [
     "SessionManager",
     "Sink",
     "SinkEvent",
+    "State",
     "Status",
     "TooManyResponses",
     "UnknownResponse",

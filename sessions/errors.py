@@ -37,3 +37,8 @@ class Draining(SessionError):
 
 class SessionClosed(SessionError):
     """The session was closed; it can start nothing new."""
+
+
+class BackendUnavailable(SessionError):
+    """The shared session store cannot be reached: nothing new can start. Retry later;
+    responses already running go on."""

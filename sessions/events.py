@@ -36,6 +36,8 @@ class Reason(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     RESUME_EXPIRED = "resume_expired"
     BUFFER_OVERFLOW = "buffer_overflow"
+    OWNER_LOST = "owner_lost"
+    """The instance running it died (its lease expired) before the ``Done``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""One streamed response: its seq counter, replay buffer, sink and cancel scope."""
+"""One streamed response: its lifecycle state, seq counter, replay buffer, sink and cancel scope.
+
+Knows nothing of :class:`~sessions.session.Session`: it is attached to a sink and
+remembers the id of the session that sink belongs to.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 
 from sessions.events import Created, Delta, Done, ResponseEvent, ResponseMeta, Status
+from sessions.lifecycle import State, check
 from sessions.replay import ReplayBuffer
 from sessions.sink import Sink
 
-if TYPE_CHECKING:
-    from sessions.session import Session
+Publish = Callable[[ResponseEvent], None]
+"""Where an owned response's events go besides its buffer (a shared backend's batcher)."""
 
 
 @dataclass(slots=True)
@@ -29,32 +33,47 @@ class Usage:
     output_tokens: int | None = None
 
 
+def new_response_id() -> str:
+    return "resp_" + secrets.token_urlsafe(16)
+
+
 class Response:
-    """A response's state. Created by :meth:`SessionManager.create_response` only.
+    """A response's state. Created by :class:`~sessions.manager.SessionManager` only.
 
     The producer calls :meth:`emit_delta` (and may update :attr:`usage`), and may
-    register :meth:`on_abort`; everything else is driven by the manager. After the
-    :class:`Done` nothing more is emitted: later ``emit_delta`` calls are ignored.
+    register :meth:`on_abort`; everything under "manager side" is the manager's.
+    After the :class:`Done` nothing more is emitted: later ``emit_delta`` calls are
+    ignored.
+
+    A *mirror* is the local copy of a response another instance owns (shared
+    backends only): no producer, its events arrive through :meth:`relay` with the
+    owner's seqs, and it may start past seq 0 (a resume only fetches what is missed).
     """
 
     __slots__ = (
         "_abort",
         "_buffer",
         "_detached_seq",
-        "_expires_at",
         "_on_overflow",
+        "_publish",
         "_seq",
-        "_session",
         "_sink",
+        "_state",
+        "attached_to",
         "cancel_scope",
         "conversation_id",
         "created",
+        "deadline",
         "done",
         "epoch",
         "finished",
         "id",
         "meta",
+        "mirror",
+        "notify_done",
+        "owner",
         "principal",
+        "remote_followers",
         "request_id",
         "usage",
     )
@@ -70,30 +89,46 @@ class Response:
         replay_max_events: int,
         replay_max_bytes: int,
         on_overflow: Callable[[Response], None],
+        response_id: str | None = None,
+        mirror: bool = False,
+        start_seq: int = 1,
     ) -> None:
-        self.id = "resp_" + secrets.token_urlsafe(16)
+        self.id = new_response_id() if response_id is None else response_id
         self.request_id = request_id
         self.principal = principal
         self.conversation_id = conversation_id
         self.meta = meta
         self.epoch = epoch
+        self.mirror = mirror
         self.usage = Usage()
         self.created = Created(self.id, request_id, epoch, meta)
         self.done: Done | None = None
         # Set once the Done exists (the producer task may still be unwinding).
         self.finished = anyio.Event()
-        # Entered by the manager around ``produce``; cancelling it stops the upstream.
+        # Entered by the manager around ``produce`` (or a mirror's follower); cancelling it
+        # stops the upstream.
         self.cancel_scope = anyio.CancelScope()
-        self._seq = 0
-        self._buffer = ReplayBuffer(replay_max_events, replay_max_bytes, start_seq=1)
+        self._state = State.RUNNING
+        self._seq = start_seq - 1
+        self._buffer = ReplayBuffer(replay_max_events, replay_max_bytes, start_seq=start_seq)
         self._sink: Sink | None = None
-        self._session: Session | None = None
-        self._detached_seq = 0
-        self._expires_at: float | None = None
+        self._detached_seq = self._seq
         self._on_overflow = on_overflow
         self._abort: Callable[[], None] | None = None
+        self._publish: Publish | None = None
+        # --- the manager's bookkeeping ---
+        self.attached_to: str | None = None  # id of the session whose sink is attached
+        self.deadline: float | None = None  # when a detached/ended response is dropped
+        self.remote_followers = 0  # sessions on other instances following it
+        self.owner: str | None = None  # a mirror's owning instance
+        # Sinks of sessions that cancelled it without being attached: they get the Done.
+        self.notify_done: list[Sink] = []
 
     # --- read-only views -------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
 
     @property
     def seq(self) -> int:
@@ -102,7 +137,7 @@ class Response:
 
     @property
     def running(self) -> bool:
-        return self.done is None
+        return self._state is State.RUNNING
 
     @property
     def status(self) -> Status | None:
@@ -111,11 +146,6 @@ class Response:
     @property
     def attached(self) -> bool:
         return self._sink is not None
-
-    @property
-    def session(self) -> Session | None:
-        """The session it is attached to, ``None`` while detached."""
-        return self._session
 
     @property
     def buffer(self) -> ReplayBuffer:
@@ -128,16 +158,10 @@ class Response:
 
         Synchronous and cheap. Ignored once the response has ended.
         """
-        if self.done is not None:
+        if self._state is not State.RUNNING:
             return
         self._seq += 1
-        event = Delta(self.id, self._seq, text)
-        evicted = self._buffer.append(event)
-        sink = self._sink
-        if sink is not None:
-            sink.push(event)
-        elif evicted and self._lost_while_detached():
-            self._on_overflow(self)
+        self._deliver(Delta(self.id, self._seq, text))
 
     def on_abort(self, callback: Callable[[], None] | None) -> None:
         """Register (or with ``None`` clear) what stops the upstream synchronously.
@@ -151,12 +175,24 @@ class Response:
         dropped when the response ends. Ignored once it has ended. Exceptions
         from it are swallowed: it only speeds up what the cancellation does anyway.
         """
-        if self.done is None:
+        if self._state is State.RUNNING:
             self._abort = callback
 
     # --- manager side ------------------------------------------------------------------
 
-    def _abort_producer(self) -> None:
+    def publish_to(self, publish: Publish | None) -> None:
+        """Also hand every event from now on to ``publish`` (set before ``Created``)."""
+        self._publish = publish
+
+    def publish_created(self) -> None:
+        """Hand ``Created`` (seq 0) to the backend and the attached sink."""
+        if self._publish is not None:
+            self._publish(self.created)
+        if self._sink is not None:
+            self._sink.push(self.created)
+
+    def abort(self) -> None:
+        """Run the registered abort callback, once (best effort)."""
         callback, self._abort = self._abort, None
         if callback is not None:
             # Best effort: the cancelled scope stops the producer anyway.
@@ -166,27 +202,35 @@ class Response:
     def replay(self, last_seq: int) -> list[ResponseEvent] | None:
         """Every event with ``seq > last_seq`` (``Created`` included when ``last_seq < 0``).
 
-        ``None`` when some of them were evicted.
+        ``None`` when some of them were evicted (or, for a mirror, never fetched).
         """
         if last_seq < 0:
             tail = self._buffer.since(0)
             return None if tail is None else [self.created, *tail]
         return self._buffer.since(last_seq)
 
-    def _lost_while_detached(self) -> bool:
-        first = self._buffer.first_seq
-        return first is not None and first > self._detached_seq + 1
+    def attach(self, sink: Sink, session_id: str) -> None:
+        self.attached_to = session_id
+        self._sink = sink
 
-    def _attach(self, session: Session) -> None:
-        self._session = session
-        self._sink = session.sink
-
-    def _detach(self) -> None:
-        self._session = None
+    def detach(self) -> None:
+        self.attached_to = None
         self._sink = None
         self._detached_seq = self._seq
 
-    def _finish(
+    def relay(self, event: ResponseEvent) -> None:
+        """A mirror's next event, as the owner emitted it (seq included)."""
+        if self._state is not State.RUNNING or event.seq != self._seq + 1:
+            return  # ended, or a repeat of what the mirror already holds
+        if type(event) is Done:
+            self._end_with(event)
+            return
+        if type(event) is Created:
+            return  # seq 0 is the mirror's own ``created``
+        self._seq = event.seq
+        self._deliver(event)
+
+    def finish(
         self,
         status: Status,
         reason: str | None = None,
@@ -196,18 +240,17 @@ class Response:
         output_tokens: int | None = None,
         error: Exception | None = None,
     ) -> Done | None:
-        """Emit the one ``Done``; returns it, or ``None`` if the response had already ended."""
-        if self.done is not None:
+        """Emit the one ``Done`` (RUNNING -> ENDED); ``None`` if it had already ended."""
+        if self._state is not State.RUNNING:
             return None
         if input_tokens is not None:
             self.usage.input_tokens = input_tokens
         if output_tokens is not None:
             self.usage.output_tokens = output_tokens
-        self._seq += 1
         done = Done(
             self.id,
             self.request_id,
-            self._seq,
+            self._seq + 1,
             status,
             reason,
             finish_reason,
@@ -215,14 +258,53 @@ class Response:
             self.usage.output_tokens,
             error,
         )
+        self._end_with(done)
+        return done
+
+    def forget(self) -> None:
+        """No longer retained (-> FORGOTTEN); idempotent."""
+        if self._state is not State.FORGOTTEN:
+            check(self._state, State.FORGOTTEN)
+            self._state = State.FORGOTTEN
+            self.deadline = None
+            self._abort = None
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _deliver(self, event: ResponseEvent) -> None:
+        evicted = self._buffer.append(event)
+        publish = self._publish
+        if publish is not None:
+            publish(event)
+        sink = self._sink
+        if sink is not None:
+            sink.push(event)
+        elif evicted and self._lost_while_detached():
+            self._on_overflow(self)
+
+    def _end_with(self, done: Done) -> None:
+        check(self._state, State.ENDED)
+        self._state = State.ENDED
+        self._seq = done.seq
         self.done = done
         self._abort = None  # its stream is finished or being cancelled: let it go
         self._buffer.append(done)
+        if self._publish is not None:
+            self._publish(done)
         if self._sink is not None:
             self._sink.push(done)
+        for sink in self.notify_done:
+            if sink is not self._sink:
+                sink.push(done)
+        self.notify_done.clear()
         self.finished.set()
-        return done
+
+    def _lost_while_detached(self) -> bool:
+        first = self._buffer.first_seq
+        return first is not None and first > self._detached_seq + 1
 
     def __repr__(self) -> str:
-        state = "running" if self.done is None else self.done.status
-        return f"Response({self.id!r}, request_id={self.request_id!r}, seq={self._seq}, {state})"
+        kind = "Mirror" if self.mirror else "Response"
+        return (
+            f"{kind}({self.id!r}, request_id={self.request_id!r}, seq={self._seq}, {self._state})"
+        )

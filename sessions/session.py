@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
+from sessions.response import Response
 from sessions.sink import Sink
-
-if TYPE_CHECKING:
-    from sessions.response import Response
 
 
 class Session:

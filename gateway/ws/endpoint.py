@@ -90,7 +90,7 @@ class Connection:
                 idle.deadline = anyio.current_time() + idle_timeout_s
                 text = message.get("text")
                 if text is not None:
-                    protocol.receive_text(text)
+                    await protocol.receive_text(text)
                 else:
                     protocol.receive_bytes(message.get("bytes") or b"")
         if idle.cancelled_caught:

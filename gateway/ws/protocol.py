@@ -3,9 +3,10 @@
 :class:`SocketProtocol` never touches the socket. It is fed the text (or binary)
 frames the transport received, answers through the socket's
 :class:`~gateway.ws.outbox.Outbox`, and asks for the socket to be closed by
-closing the outbox. Every method is synchronous -- the session manager's are too
--- so a test can drive it without a socket or an event loop beyond the one the
-manager's task group needs.
+closing the outbox. Only :meth:`SocketProtocol.receive_text` is a coroutine,
+because the session manager's create/resume/cancel are (a shared backend may ask
+other instances; with the in-memory one they never suspend). A test can drive it
+without a socket.
 
 Errors never escape: each failure becomes one ``error`` frame naming the ids it
 can (``event_id``, ``request_id``, ``response_id``), and only the limits in the
@@ -115,7 +116,7 @@ class SocketProtocol:
 
     # --- inbound ------------------------------------------------------------------------
 
-    def receive_text(self, text: str) -> None:
+    async def receive_text(self, text: str) -> None:
         if not self._admit(text):
             return
         try:
@@ -129,7 +130,7 @@ class SocketProtocol:
             )
             return
         try:
-            self._dispatch(message)
+            await self._dispatch(message)
         except Exception as exc:
             if not isinstance(exc, GatewayError | SessionError):
                 _log.exception("ws.dispatch_failed", session_id=self.session.id)
@@ -165,17 +166,17 @@ class SocketProtocol:
             return False
         return True
 
-    def _dispatch(
+    async def _dispatch(
         self, message: ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping
     ) -> None:
         if isinstance(message, ResponseCreate):
-            self._create(message)
+            await self._create(message)
         elif isinstance(message, ResponseCancel):
-            self._manager.cancel(
+            await self._manager.cancel(
                 self.session, response_id=message.response_id, request_id=message.request_id
             )
         elif isinstance(message, ResponseResume):
-            self._resume(message)
+            await self._resume(message)
         elif isinstance(message, SessionUpdate):
             self._update(message)
         else:
@@ -183,7 +184,7 @@ class SocketProtocol:
 
     # --- messages -----------------------------------------------------------------------
 
-    def _create(self, message: ResponseCreate) -> None:
+    async def _create(self, message: ResponseCreate) -> None:
         model = message.model or self._model
         agent = message.agent or self._agent
         summary = ChatSummary(
@@ -205,7 +206,7 @@ class SocketProtocol:
         primary = prepared.route.targets[0]
         # A known request_id re-attaches and replays its response: that burst is a replay.
         with self._outbox.replaying():
-            self._manager.create_response(
+            await self._manager.create_response(
                 self.session,
                 message.request_id,
                 produce=Producer(self._router, prepared, summary),
@@ -213,9 +214,9 @@ class SocketProtocol:
                 conversation_id=message.conversation_id,
             )
 
-    def _resume(self, message: ResponseResume) -> None:
+    async def _resume(self, message: ResponseResume) -> None:
         with self._outbox.replaying():
-            result = self._manager.resume(
+            result = await self._manager.resume(
                 self.session, message.response_id, message.epoch, message.last_seq
             )
         if not result.recovered:

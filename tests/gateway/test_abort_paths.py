@@ -121,14 +121,14 @@ async def test_an_ended_ws_answer_is_freed_without_the_cyclic_collector(
         upstream.queue(replace(SLOW, reset_after=3) if how == "upstream reset" else SLOW)
         sink = ListSink()
         session = manager.open_session("alice", sink)
-        response, _ = manager.create_response(
+        response, _ = await manager.create_response(
             session, "req-1", produce=Producer(router, prepared(router, provider), summary("ws"))
         )
         response_id = response.id
         await sink.wait_for(lambda _: len(sink.texts(response_id)) >= 2)
         with cyclic_garbage() as garbage:
             if how == "cancel":
-                manager.cancel(session, response_id=response.id)
+                await manager.cancel(session, response_id=response.id)
             elif how == "disconnect":
                 manager.close_session(session)
             with anyio.fail_after(2):
@@ -152,11 +152,11 @@ async def test_ws_stop_shuts_the_upstream_socket_within_the_call(provider: str, 
         sink = ListSink()
         session = manager.open_session("alice", sink)
         produce = Producer(router, prepared(router, provider), summary("ws"))
-        response, _ = manager.create_response(session, "req-1", produce=produce)
+        response, _ = await manager.create_response(session, "req-1", produce=produce)
         await sink.wait_for(lambda _: len(sink.texts(response.id)) >= 2)
         assert upstream_states(port) == ["ESTABLISHED"]
         if how == "cancel":
-            manager.cancel(session, response_id=response.id)
+            await manager.cancel(session, response_id=response.id)
         else:
             manager.close_session(session)  # resume window 0: cancelled at once
         # No await since the call: only the synchronous abort can have done this.

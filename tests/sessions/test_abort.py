@@ -7,6 +7,7 @@ import pytest
 
 from sessions import FinishInfo, Response, SessionManager, Status
 from tests.sessions._support import ListSink, Script, wait
+from tests.sessions.conftest import ManagerFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +34,7 @@ async def _started(
     sink = ListSink()
     session = manager.open_session("alice", sink)
     script = Script()
-    response, _ = manager.create_response(session, "req-1", produce=script)
+    response, _ = await manager.create_response(session, "req-1", produce=script)
     abort = Abort(response, fail=fail)
     response.on_abort(abort)
     script.feed("a")
@@ -41,27 +42,29 @@ async def _started(
     return sink, script, response, abort
 
 
-async def test_cancel_calls_abort_synchronously_before_cancelling_the_scope() -> None:
-    async with SessionManager().running() as manager:
+async def test_cancel_calls_abort_synchronously_before_cancelling_the_scope(
+    new_manager: ManagerFactory,
+) -> None:
+    async with new_manager().running() as manager:
         sink, script, response, abort = await _started(manager)
-        session = response.session
+        session = manager.session_of(response)
         assert session is not None
-        manager.cancel(session, request_id="req-1")
+        await manager.cancel(session, request_id="req-1")
         # No await since the call: the abort has already run, once, before the cancel.
         assert abort.calls == 1
         assert abort.scope_cancelled_at_call is False
         assert response.cancel_scope.cancel_called
         assert not script.exited.is_set()
-        manager.cancel(session, request_id="req-1")  # already ended: no second abort
+        await manager.cancel(session, request_id="req-1")  # already ended: no second abort
         assert abort.calls == 1
         await wait(script.exited)
         assert sink.dones(response.id)[0].status is Status.CANCELLED
 
 
-async def test_window_zero_disconnect_calls_abort() -> None:
-    async with SessionManager(resume_window_s=0).running() as manager:
+async def test_window_zero_disconnect_calls_abort(new_manager: ManagerFactory) -> None:
+    async with new_manager(resume_window_s=0).running() as manager:
         _, script, response, abort = await _started(manager)
-        session = response.session
+        session = manager.session_of(response)
         assert session is not None
         manager.close_session(session)
         assert abort.calls == 1
@@ -70,10 +73,10 @@ async def test_window_zero_disconnect_calls_abort() -> None:
         assert response.status is Status.CANCELLED
 
 
-async def test_detach_with_a_resume_window_does_not_abort() -> None:
-    async with SessionManager(resume_window_s=30).running() as manager:
+async def test_detach_with_a_resume_window_does_not_abort(new_manager: ManagerFactory) -> None:
+    async with new_manager(resume_window_s=30).running() as manager:
         _, script, response, abort = await _started(manager)
-        session = response.session
+        session = manager.session_of(response)
         assert session is not None
         manager.close_session(session)
         assert abort.calls == 0
@@ -83,25 +86,25 @@ async def test_detach_with_a_resume_window_does_not_abort() -> None:
         assert abort.calls == 0
 
 
-async def test_drain_deadline_and_shutdown_call_abort() -> None:
-    async with SessionManager().running() as manager:
+async def test_drain_deadline_and_shutdown_call_abort(new_manager: ManagerFactory) -> None:
+    async with new_manager().running() as manager:
         _, _, drained, drained_abort = await _started(manager)
         with anyio.fail_after(2):
             await manager.drain(anyio.current_time())  # the deadline is now
         assert drained_abort.calls == 1
         assert drained.status is Status.INCOMPLETE
-    async with SessionManager().running() as manager:
+    async with new_manager().running() as manager:
         _, _, shut, shut_abort = await _started(manager)
     assert shut_abort.calls == 1
     assert shut.status is Status.INCOMPLETE
 
 
-async def test_an_exception_in_abort_is_contained() -> None:
-    async with SessionManager().running() as manager:
+async def test_an_exception_in_abort_is_contained(new_manager: ManagerFactory) -> None:
+    async with new_manager().running() as manager:
         sink, script, response, abort = await _started(manager, fail=True)
-        session = response.session
+        session = manager.session_of(response)
         assert session is not None
-        assert manager.cancel(session, request_id="req-1") is response
+        assert await manager.cancel(session, request_id="req-1") is response
         assert abort.calls == 1
         assert response.cancel_scope.cancel_called
         assert [d.status for d in sink.dones(response.id)] == [Status.CANCELLED]
@@ -109,14 +112,14 @@ async def test_an_exception_in_abort_is_contained() -> None:
         await manager.wait_idle()
 
 
-async def test_normal_end_never_aborts_and_drops_the_callback() -> None:
-    async with SessionManager().running() as manager:
+async def test_normal_end_never_aborts_and_drops_the_callback(new_manager: ManagerFactory) -> None:
+    async with new_manager().running() as manager:
         _, script, response, abort = await _started(manager)
         script.feed(FinishInfo())
         await wait(response.finished)
         assert response.status is Status.COMPLETED
         response.on_abort(abort)  # after the end: ignored
-        session = response.session
+        session = manager.session_of(response)
         assert session is not None
-        manager.cancel(session, request_id="req-1")  # a no-op on a finished response
+        await manager.cancel(session, request_id="req-1")  # a no-op on a finished response
         assert abort.calls == 0

@@ -7,13 +7,14 @@ import asyncio
 import anyio
 import pytest
 
-from sessions import FinishInfo, Response, SessionManager
+from sessions import FinishInfo, Response
 from tests.sessions._support import ListSink
+from tests.sessions.conftest import ManagerFactory
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_two_hundred_sessions_leave_nothing_behind() -> None:
+async def test_two_hundred_sessions_leave_nothing_behind(new_manager: ManagerFactory) -> None:
     baseline = len(asyncio.all_tasks())
     ended = 0
 
@@ -28,16 +29,16 @@ async def test_two_hundred_sessions_leave_nothing_behind() -> None:
         finally:
             ended += 1
 
-    async with SessionManager(resume_window_s=0.05).running() as manager:
+    async with new_manager(resume_window_s=0.05).running() as manager:
         for i in range(200):
             sink = ListSink()
             session = manager.open_session(f"user{i % 7}", sink)
-            quick, _ = manager.create_response(session, f"{i}-quick", produce=produce)
-            slow, _ = manager.create_response(session, f"{i}-slow", produce=produce)
-            manager.create_response(session, f"{i}-hung", produce=produce)
+            quick, _ = await manager.create_response(session, f"{i}-quick", produce=produce)
+            slow, _ = await manager.create_response(session, f"{i}-slow", produce=produce)
+            await manager.create_response(session, f"{i}-hung", produce=produce)
             await sink.wait_done(quick.id)
             if i % 2:
-                manager.cancel(session, response_id=slow.id)
+                await manager.cancel(session, response_id=slow.id)
             manager.close_session(session)  # `hung` (and maybe `slow`) run on detached
         assert manager.sessions == 0
         with anyio.fail_after(5):

@@ -66,7 +66,7 @@ def create(request_id: str, text: str, **fields: Any) -> str:
 async def test_create_streams_into_the_outbox() -> None:
     async with protocol() as (proto, outbox, manager):
         proto.start()
-        proto.receive_text(create("q1", "hello there"))
+        await proto.receive_text(create("q1", "hello there"))
         with anyio.fail_after(1):
             await manager.wait_idle()
         got = drain(outbox)
@@ -82,8 +82,10 @@ async def test_create_streams_into_the_outbox() -> None:
 
 async def test_errors_name_the_ids_they_can() -> None:
     async with protocol() as (proto, outbox, _):
-        proto.receive_text('{"type": "response.cancel", "response_id": "nope", "event_id": "e1"}')
-        proto.receive_text(create("q2", "x", model="missing/model"))
+        await proto.receive_text(
+            '{"type": "response.cancel", "response_id": "nope", "event_id": "e1"}'
+        )
+        await proto.receive_text(create("q2", "x", model="missing/model"))
         proto.receive_bytes(b"\x00")
         got = [f["error"] for f in drain(outbox)]
         assert [(e["code"], e["response_id"], e["request_id"], e["event_id"]) for e in got] == [
@@ -95,7 +97,7 @@ async def test_errors_name_the_ids_they_can() -> None:
 
 async def test_oversize_message_asks_for_1009() -> None:
     async with protocol(max_message_bytes=1024) as (proto, outbox, _):
-        proto.receive_text(create("q1", "x" * 2000))
+        await proto.receive_text(create("q1", "x" * 2000))
         assert drain(outbox)[0]["error"]["code"] == "message_too_big"
         assert outbox.closing
 
@@ -103,6 +105,6 @@ async def test_oversize_message_asks_for_1009() -> None:
 async def test_draining_manager_refuses_new_responses() -> None:
     async with protocol() as (proto, outbox, manager):
         await manager.drain(anyio.current_time())
-        proto.receive_text(create("q1", "x"))
+        await proto.receive_text(create("q1", "x"))
         err = drain(outbox)[0]["error"]
         assert (err["code"], err["retryable"], err["request_id"]) == ("server_draining", True, "q1")
