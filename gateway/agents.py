@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gateway.errors import AgentNotFound, ValidationFailed
+from gateway.errors import AgentNotFound, RequestTooLarge, ValidationFailed
 from gateway.providers.base import ChatMessage, ChatParams, ChatRequest
 from gateway.router import Route, Router
 from gateway.settings import AgentConfig, Settings
@@ -46,6 +46,8 @@ class Orchestrator:
         self._router = router
         self._default_model = settings.default_model
         self._default_agent = settings.default_agent
+        self._max_messages = settings.max_messages
+        self._max_chars = settings.max_request_chars
         self.agents: dict[str, Agent] = {
             name: Agent.from_config(name, cfg) for name, cfg in settings.agents.items()
         }
@@ -73,6 +75,7 @@ class Orchestrator:
         """
         if not messages:
             raise ValidationFailed("messages must not be empty", param="messages")
+        self._check_size(messages)
         agent = agent or self._default_agent
         preset = self.agent(agent) if agent is not None else None
         chosen = model or (preset.model if preset else None) or self._default_model
@@ -82,6 +85,22 @@ class Orchestrator:
         if preset is not None and preset.instructions:
             full = (ChatMessage("system", preset.instructions), *full)
         return Prepared(route, ChatRequest(chosen, full, merged), agent)
+
+    def _check_size(self, messages: Sequence[ChatMessage]) -> None:
+        """Refuse requests whose cost is out of proportion before anything is sent upstream."""
+        if len(messages) > self._max_messages:
+            raise RequestTooLarge(
+                f"{len(messages)} messages; at most {self._max_messages} "
+                "(setting GATEWAY_MAX_MESSAGES)",
+                param="messages",
+            )
+        chars = sum(len(m.content) for m in messages)
+        if chars > self._max_chars:
+            raise RequestTooLarge(
+                f"{chars} characters of message text; at most {self._max_chars} "
+                "(setting GATEWAY_MAX_REQUEST_CHARS)",
+                param="messages",
+            )
 
 
 def _merge_params(base: ChatParams, override: ChatParams) -> ChatParams:

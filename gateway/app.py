@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gateway import http, ws
 from gateway.agents import Orchestrator
+from gateway.auth import Authenticator
 from gateway.http import web_demo
 from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Starlette:
             router=router,
             orchestrator=Orchestrator(settings, router),
             lifecycle=Lifecycle(settings.drain_timeout_s),
+            auth=Authenticator(settings),
             provider_health=ProviderHealth(settings, providers),
             sessions=sessions,
             sockets=SocketRegistry(settings.max_sockets, settings.max_sockets_per_key),

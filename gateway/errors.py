@@ -134,6 +134,14 @@ class MessageTooBig(GatewayError):
     http_status = 413
 
 
+class RequestTooLarge(GatewayError):
+    """An HTTP request body, or a chat request's messages, over the configured limits."""
+
+    code = "request_too_large"
+    type = "invalid_request_error"
+    http_status = 413
+
+
 class RateLimited(GatewayError):
     code = "rate_limited"
     type = "rate_limit_error"

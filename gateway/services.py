@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import HTTPConnection
 
 from gateway.agents import Orchestrator
+from gateway.auth import Authenticator
 from gateway.inflight import InFlight
 from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
@@ -28,6 +29,7 @@ class Services:
     router: Router
     orchestrator: Orchestrator
     lifecycle: Lifecycle
+    auth: Authenticator
     # Built by the app's lifespan; None only for Services assembled by hand in tests.
     provider_health: ProviderHealth | None = None
     # Streamed HTTP chat responses under way; the drain waits for them.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -92,6 +93,35 @@ def _default_agents() -> dict[str, AgentConfig]:
     }
 
 
+class ClientKey(BaseModel):
+    """One client key with its policy (``[[keys]]`` in the TOML file).
+
+    Give the key's SHA-256 (hex) rather than the key itself, so the config file
+    holds nothing a reader could use: ``printf %s "$KEY" | sha256sum``.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(None, description="shown in logs instead of the fingerprint")
+    key: SecretStr | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    expires_at: datetime | None = Field(None, description="refused from this instant on")
+    revoked: bool = False
+    models: list[str] = Field(
+        default_factory=list,
+        description="model names or patterns (fnmatch, e.g. 'demo/*') this key may use; "
+        "empty = every model",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ClientKey:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'key' and 'sha256'")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z)")
+        return self
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -146,9 +176,24 @@ class Settings(BaseSettings):
     health_probe_timeout_s: float = Field(2.0, gt=0)
 
     # --- access ---
-    client_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    client_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="keys (or 'sha256:<hex digest>') accepted with no further policy",
+    )
+    keys: list[ClientKey] = Field(
+        default_factory=list, description="keys with a name, expiry, revocation or model list"
+    )
     allowed_origins: CsvList = Field(default_factory=list)
     admin_token: SecretStr | None = None
+
+    # --- HTTP API request limits ---
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="largest HTTP request body, counted while reading"
+    )
+    max_messages: int = Field(2048, ge=1, description="most messages in one chat request")
+    max_request_chars: int = Field(
+        2_000_000, ge=1, description="most characters of message text in one chat request"
+    )
 
     # --- WebSocket sessions ---
     resume_window_ms: int = Field(30_000, ge=0)
@@ -206,7 +251,7 @@ class Settings(BaseSettings):
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.client_keys)
+        return bool(self.client_keys or self.keys)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.errors import BadRequest, ValidationFailed
+from gateway import client_json
+from gateway.errors import ValidationFailed
 from gateway.providers.base import ChatMessage, ChatParams
 
 _MAX_REPORTED_ERRORS = 3
@@ -93,10 +93,7 @@ class ChatCompletionBody(BaseModel):
 
 def parse_body(raw: bytes) -> ChatCompletionBody:
     """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("the request body is not valid JSON") from None
+    data = client_json.loads(raw, what="the request body")
     try:
         return ChatCompletionBody.model_validate(data)
     except ValidationError as exc:

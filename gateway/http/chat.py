@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.agents import Prepared
 from gateway.errors import GatewayError
 from gateway.http._access import require_principal
+from gateway.http._body import read_body
 from gateway.http._chat_request import parse_body
 from gateway.http._responses import JSON
 from gateway.http._stream import ChatStreamResponse
@@ -37,7 +38,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
     principal = require_principal(request)
     services = services_of(request)
     try:
-        raw = await request.body()
+        raw = await read_body(request, services.settings.max_request_bytes)
     except ClientDisconnect:
         # Gone before its request arrived whole: nothing was started, nobody to answer.
         return Response(status_code=400)
@@ -58,6 +59,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         prepared = services.orchestrator.prepare(
             messages=messages, model=body.model, agent=body.agent, params=body.params()
         )
+        principal.check_model(prepared.route)
     except GatewayError as err:
         summary.failed(err)
         summary.emit()

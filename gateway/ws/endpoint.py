@@ -26,7 +26,7 @@ from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.auth import authenticate, bearer_token
+from gateway.auth import bearer_token
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from gateway.services import services_of
 from gateway.ws import close_codes
@@ -135,7 +135,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         return
     token = _subprotocol_token(offered) or bearer_token(websocket.headers)
     try:
-        principal = authenticate(settings, token)
+        principal = services.auth.authenticate(token)
     except Unauthorized as err:
         await _deny(websocket, err)
         return
@@ -150,7 +150,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         manager=manager,
         orchestrator=services.orchestrator,
         router=services.router,
-        principal=principal.id,
+        principal=principal,
         outbox=outbox,
     )
     connection = Connection(websocket, send, protocol, outbox)

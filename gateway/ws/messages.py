@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from gateway import client_json
 from gateway.errors import GatewayError, InvalidMessage, UnknownMessageType, ValidationFailed
 
 PROTOCOL = "chat-gateway.v1"
@@ -275,9 +275,9 @@ def parse_client_message(
 ) -> ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping:
     """Validate one text frame; raises :class:`Rejected` carrying a typed gateway error."""
     try:
-        raw = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise Rejected(InvalidMessage("frame is not valid JSON")) from None
+        raw = client_json.loads(text, what="frame", error=InvalidMessage)
+    except InvalidMessage as err:
+        raise Rejected(err) from None
     if not isinstance(raw, dict):
         raise Rejected(InvalidMessage("frame must be a JSON object"))
     ids = {key: _str_or_none(raw.get(key)) for key in ("event_id", "request_id", "response_id")}

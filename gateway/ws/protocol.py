@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from gateway.agents import Orchestrator
+from gateway.auth import Principal
 from gateway.errors import (
     GatewayError,
     InvalidMessage,
@@ -61,7 +62,7 @@ class SocketProtocol:
         manager: SessionManager,
         orchestrator: Orchestrator,
         router: Router,
-        principal: str,
+        principal: Principal,
         outbox: Outbox,
     ) -> None:
         self._settings = settings
@@ -71,8 +72,9 @@ class SocketProtocol:
         self._outbox = outbox
         self._bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
         self._violations = 0
-        self.principal = principal
-        self.session = manager.open_session(principal, outbox)
+        self._caller = principal
+        self.principal = principal.id
+        self.session = manager.open_session(principal.id, outbox)
         self._model: str | None = None
         self._agent: str | None = None
         self._params: WireParams | None = None
@@ -202,6 +204,7 @@ class SocketProtocol:
             agent=agent,
             params=_chat_params(self._params, message.params),
         )
+        self._caller.check_model(prepared.route)
         summary.model = prepared.route.requested_model
         primary = prepared.route.targets[0]
         # A known request_id re-attaches and replays its response: that burst is a replay.

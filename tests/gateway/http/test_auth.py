@@ -7,12 +7,16 @@ import hashlib
 import openai
 import pytest
 
-from gateway.auth import Principal, authenticate, bearer_token
+from gateway.auth import Authenticator, Principal, bearer_token
 from gateway.errors import Unauthorized
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from tests.gateway.http._support import gateway, user
 
 KEYS = "key-alpha-0123456789,key-beta-9876543210"
+
+
+def authenticate(settings: Settings, token: str | None) -> Principal:
+    return Authenticator(settings).authenticate(token)
 
 
 # --- the shared authentication functions --------------------------------------------------

@@ -156,3 +156,13 @@ async def test_uvicorn_size_limit_also_closes_1009() -> None:
         client = await gw.open()
         await client.send("response.create", request_id="big", messages=user("x" * 10_000))
         assert await client.closed() == 1009
+
+
+async def test_deep_nesting_is_named_as_such() -> None:
+    async with gateway() as gw:
+        client = await gw.open()
+        body = await error_for(client, "[" * 100_000 + "]" * 100_000)
+        assert body["code"] == "invalid_message"
+        assert "nests deeper than 1024 levels" in body["message"]
+        await still_alive(client)
+        await client.aclose()

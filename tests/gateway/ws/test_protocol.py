@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from gateway.agents import Orchestrator
+from gateway.auth import Principal
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.ws.outbox import Outbox
@@ -36,7 +37,7 @@ async def protocol(
             manager=manager,
             orchestrator=Orchestrator(config, router),
             router=router,
-            principal="p1",
+            principal=Principal("p1"),
             outbox=outbox,
         )
         yield proto, outbox, manager
