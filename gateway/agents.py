@@ -94,13 +94,18 @@ class Orchestrator:
                 "(setting GATEWAY_MAX_MESSAGES)",
                 param="messages",
             )
-        chars = sum(len(m.content) for m in messages)
+        chars = sum(_text_chars(m) for m in messages)
         if chars > self._max_chars:
             raise RequestTooLarge(
                 f"{chars} characters of message text; at most {self._max_chars} "
                 "(setting GATEWAY_MAX_REQUEST_CHARS)",
                 param="messages",
             )
+
+
+def _text_chars(message: ChatMessage) -> int:
+    """Characters of text a message carries: its content and its tool calls' arguments."""
+    return len(message.text) + sum(len(c.arguments) for c in message.tool_calls)
 
 
 def _merge_params(base: ChatParams, override: ChatParams) -> ChatParams:
