@@ -174,7 +174,12 @@ class ServerDraining(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """The provider failed. ``retryable`` is decided per instance from the cause."""
+    """The provider failed. ``retryable`` is decided per instance from the cause.
+
+    ``message`` is what the client sees: the provider and the kind of failure.
+    ``detail`` is for the log only (it may name internal hosts, ports or paths):
+    the request's summary line carries it next to the request id.
+    """
 
     code = "upstream_error"
     type = "upstream_error"
@@ -188,9 +193,11 @@ class UpstreamError(GatewayError):
         upstream_status: int | None = None,
         retryable: bool = False,
         retry_after_ms: int | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms)
         self.provider = provider
+        self.detail = detail
         self.upstream_status = upstream_status
         # Instance attribute shadows the ClassVar on purpose: retryability of an
         # upstream failure depends on its status, not on its class.

@@ -22,6 +22,7 @@ from then on nothing is retried, since the caller may already have shown text.
 
 from __future__ import annotations
 
+import asyncio
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -117,25 +118,52 @@ _MAX_NAME_IN_MESSAGE = 120
 class RoutedStream:
     """Events of the target that answered; ``target`` is final once iteration starts.
 
-    The total deadline is checked as each event arrives (a clock read, no timer or
-    cancel scope per token); a stall between events is the provider's HTTP read
-    timeout's job.
+    Two wall-clock deadlines hold from the first event on, and fire on their own:
+    the idle one (``between_tokens_s`` waiting for the next *event*, however many
+    bytes trickle in meanwhile) and the total one. One loop timer watches both,
+    waking once per idle period rather than per token; the per-token cost is a
+    clock read. When a deadline passes, the timer aborts the upstream connection
+    (so the provider stops generating and the pending read fails at once) and the
+    iteration raises :class:`UpstreamTimeout` in place of whatever the provider
+    raised for the cut. Time the consumer spends between events (a slow client)
+    does not count as idle: only waiting for the upstream does.
     """
 
-    __slots__ = ("_deadline", "_events", "_first", "_next", "target")
+    __slots__ = (
+        "_deadline",
+        "_events",
+        "_expired",
+        "_first",
+        "_idle_s",
+        "_loop",
+        "_next",
+        "_timer",
+        "_waiting_since",
+        "target",
+    )
 
     def __init__(
         self,
         target: Target,
         first: StreamEvent,
         events: AsyncIterator[StreamEvent],
-        deadline: float,
+        *,
+        remaining_s: float,
+        idle_s: float,
     ) -> None:
         self.target = target
         self._first: StreamEvent | None = first
         self._events = events
         self._next = events.__anext__
-        self._deadline = deadline
+        self._loop = loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._deadline = now + remaining_s
+        self._idle_s = idle_s
+        self._waiting_since: float | None = None  # loop time the consumer began waiting
+        self._expired: str | None = None  # which limit was hit, once one was
+        self._timer: asyncio.TimerHandle | None = loop.call_at(
+            min(self._deadline, now + idle_s), self._watch
+        )
 
     def abort(self) -> None:
         """Cut the answering provider's connection off now (see ``Abortable``).
@@ -143,6 +171,12 @@ class RoutedStream:
         Synchronous and never raises; leaving the ``async with`` still closes it.
         """
         abort_stream(self._events)
+
+    def close(self) -> None:
+        """Stop watching the deadlines (the stream is being left); idempotent."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
@@ -152,12 +186,47 @@ class RoutedStream:
         if first is not None:
             self._first = None
             return first
-        event = await self._next()
-        if time.monotonic() > self._deadline:
-            raise UpstreamTimeout(
-                "the response exceeded the total time limit", provider=self.target.provider
-            )
+        if self._expired is not None:
+            raise self._timeout()
+        self._waiting_since = self._loop.time()
+        try:
+            event = await self._next()
+        except Exception:
+            if self._expired is not None:  # the cut made the provider fail: say why
+                raise self._timeout() from None
+            raise
+        finally:
+            self._waiting_since = None
+        if self._expired is not None:
+            raise self._timeout()
         return event
+
+    def _watch(self) -> None:
+        """The timer: expire the stream if a deadline passed, else sleep until the next."""
+        self._timer = None
+        now = self._loop.time()
+        waiting = self._waiting_since
+        if now >= self._deadline:
+            self._expire("total")
+            return
+        if waiting is not None and now >= waiting + self._idle_s:
+            self._expire("idle")
+            return
+        # Not waiting: an idle period can start no earlier than now.
+        idle_end = (waiting if waiting is not None else now) + self._idle_s
+        self._timer = self._loop.call_at(min(self._deadline, idle_end), self._watch)
+
+    def _expire(self, limit: str) -> None:
+        self._expired = limit
+        abort_stream(self._events)
+
+    def _timeout(self) -> UpstreamTimeout:
+        provider = self.target.provider
+        if self._expired == "idle":
+            message = f"{provider} sent no event within {self._idle_s:g} s"
+        else:
+            message = "the response exceeded the total time limit"
+        return UpstreamTimeout(message, provider=provider)
 
 
 @dataclass(slots=True)
@@ -172,13 +241,14 @@ class _Opened:
 class _StreamContext:
     """``async with router.stream(...)``: picks a target on enter, closes it on exit."""
 
-    __slots__ = ("_inner", "_request", "_route", "_router")
+    __slots__ = ("_inner", "_request", "_route", "_router", "_stream")
 
     def __init__(self, router: Router, route: Route, request: ChatRequest) -> None:
         self._router = router
         self._route = route
         self._request = request
         self._inner: AbstractAsyncContextManager[AsyncIterator[StreamEvent]] | None = None
+        self._stream: RoutedStream | None = None
 
     async def __aenter__(self) -> RoutedStream:
         deadline = time.monotonic() + self._router._total_s
@@ -186,7 +256,14 @@ class _StreamContext:
             self._route, self._request, deadline, self._router._open_stream
         )
         self._inner = opened.context
-        return RoutedStream(target, opened.first, opened.events, deadline)
+        self._stream = RoutedStream(
+            target,
+            opened.first,
+            opened.events,
+            remaining_s=deadline - time.monotonic(),
+            idle_s=self._router._idle_s,
+        )
+        return self._stream
 
     async def __aexit__(
         self,
@@ -195,6 +272,9 @@ class _StreamContext:
         tb: TracebackType | None,
     ) -> bool | None:
         inner, self._inner = self._inner, None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
         if inner is None:
             return None
         # The provider's own exit closes the upstream HTTP response, whatever ended us.
@@ -228,6 +308,7 @@ class Router:
         self._retry = settings.retry
         self._first_token_s = settings.timeouts.first_token_s
         self._total_s = settings.timeouts.total_s
+        self._idle_s = settings.timeouts.between_tokens_s
 
     # --- resolution ---
 
@@ -340,6 +421,7 @@ class Router:
                     previous=route.targets[index - 1].qualified,
                     error=last.code,
                     upstream_status=last.upstream_status,
+                    detail=last.detail,
                 )
             provider = self._providers.get(target.provider)
             per_target = replace(request, model=target.model)
@@ -366,6 +448,7 @@ class Router:
                     delay_s=round(delay, 3),
                     error=last.code,
                     upstream_status=last.upstream_status,
+                    detail=last.detail,
                 )
                 await self._sleep(delay)
         assert last is not None  # a Route always has at least one target

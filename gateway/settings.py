@@ -45,7 +45,8 @@ class Timeouts(BaseModel):
 
     connect_s: float = Field(5.0, gt=0)
     first_token_s: float = Field(30.0, gt=0)
-    # Enforced as the HTTP read timeout, so it costs nothing per token.
+    # Between events, as a wall-clock deadline of the routed stream (a trickle of
+    # bytes that completes no event does not reset it); also the HTTP read timeout.
     between_tokens_s: float = Field(30.0, gt=0)
     total_s: float = Field(600.0, gt=0)
 

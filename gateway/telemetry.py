@@ -36,6 +36,8 @@ class ChatSummary:
     target_model: str | None = None
     status: str = "ok"  # ok | error | cancelled
     error_code: str | None = None
+    # Log-only detail of an upstream failure (hosts, ports): never sent to clients.
+    error_detail: str | None = None
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -61,6 +63,7 @@ class ChatSummary:
     def failed(self, error: GatewayError) -> None:
         self.status = "error"
         self.error_code = error.code
+        self.error_detail = getattr(error, "detail", None)
 
     def cancelled(self) -> None:
         if self.status == "ok":
@@ -79,6 +82,7 @@ class ChatSummary:
             "target_model": self.target_model,
             "status": self.status,
             "error_code": self.error_code,
+            "error_detail": self.error_detail,
             "stream": self.stream,
             "finish_reason": self.finish_reason,
             "ttft_ms": _ms(self.first_token_at - self.started)

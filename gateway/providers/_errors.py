@@ -12,6 +12,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.upstream.errors import ConnectError, TransportError, as_transport_error
 
 # 408 request timeout, 409 lock conflicts, 429 rate limit, 5xx and Anthropic's 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -66,3 +67,28 @@ def parse_retry_after(headers: Mapping[str, str]) -> int | None:
         except ValueError:
             return None
     return None
+
+
+def connection_error(
+    provider: str, exc: BaseException, *, timed_out: bool = False
+) -> UpstreamError:
+    """The gateway error for a connection that failed or went silent: every provider's.
+
+    Retryable in every case. An upstream that cannot be reached (refused, no route,
+    DNS) is :class:`UpstreamUnavailable`, a timeout :class:`UpstreamTimeout`, the
+    rest (lost mid-answer, malformed) :class:`UpstreamError`. The message names the
+    provider and the kind of failure only; the original text, which may name an
+    internal host, port or path, is kept as ``detail`` for the log.
+    """
+    transport = as_transport_error(exc) or TransportError(str(exc))
+    detail = f"{type(exc).__name__}: {exc}"
+    if transport is not exc:
+        detail = f"{type(transport).__name__}: {transport} <- {detail}"
+    cls: type[UpstreamError]
+    if timed_out or transport.timed_out:
+        cls, text = UpstreamTimeout, f"{provider} timed out ({transport.kind})"
+    elif isinstance(transport, ConnectError):
+        cls, text = UpstreamUnavailable, f"{provider} is unreachable ({transport.kind})"
+    else:
+        cls, text = UpstreamError, f"{provider} connection failed ({transport.kind})"
+    return cls(text, provider=provider, retryable=True, detail=detail)

@@ -21,7 +21,7 @@ import httpx2
 import orjson
 
 from gateway import upstream
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import UpstreamError
 from gateway.providers._abort import aborter_for
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import StreamEvent
@@ -59,12 +59,12 @@ ERROR_TYPE_STATUS: dict[str, int] = {
 
 
 def http_timeout(timeouts: Timeouts) -> httpx2.Timeout:
-    """The client timeout: the read timeout *is* the between-tokens timeout.
+    """The client timeout. The read timeout is the between-tokens timeout too.
 
-    A read timeout fires when no bytes arrive for that long, which is exactly
-    "the upstream went silent mid-answer" -- enforced by the socket layer at no
-    cost per token. Sending the small request body and waiting for a pooled
-    connection count as connecting.
+    It fires when no *bytes* arrive for that long, at no cost per token; an
+    upstream trickling bytes that complete no event is cut off by the router's
+    idle deadline instead (:class:`gateway.router.RoutedStream`). Sending the
+    small request body and waiting for a pooled connection count as connecting.
     """
     return httpx2.Timeout(
         connect=timeouts.connect_s,
@@ -84,20 +84,6 @@ def redact(text: str, secret: str | None) -> str:
     if secret and secret in text:
         return text.replace(secret, "[redacted]")
     return text
-
-
-def transport_error(provider: str, exc: BaseException, *, timed_out: bool = False) -> UpstreamError:
-    """A retryable gateway error for a connection that failed or went silent."""
-    if isinstance(exc, upstream.TransportError):
-        timed_out = timed_out or exc.timed_out
-    if timed_out or isinstance(exc, httpx2.TimeoutException):
-        return UpstreamTimeout(
-            f"{provider} timed out ({type(exc).__name__})", provider=provider, retryable=True
-        )
-    detail = str(exc) or type(exc).__name__
-    return UpstreamError(
-        f"{provider} connection failed: {detail}", provider=provider, retryable=True
-    )
 
 
 def stream_error(provider: str, error_type: str | None, message: str) -> UpstreamError:

@@ -18,7 +18,7 @@ import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
-from gateway.providers._errors import error_for_status
+from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
@@ -28,7 +28,6 @@ from gateway.providers._sdk import (
     post_json,
     redact,
     stream_error,
-    transport_error,
 )
 from gateway.providers._sse import SseDecoder
 from gateway.providers.base import (
@@ -148,15 +147,14 @@ class AnthropicProvider:
                 _NAME, exc.status_code, redact(message, self._secret), exc.response.headers
             )
         if isinstance(exc, anthropic.APIConnectionError):
-            # The SDK's own message is bland; the httpx2 cause says what failed.
-            cause = exc.__cause__
-            return transport_error(
+            # The SDK's own message is bland; the transport error behind it says what failed.
+            return connection_error(
                 _NAME,
-                cause if isinstance(cause, TRANSPORT_ERRORS) else exc,
+                exc,
                 timed_out=isinstance(exc, anthropic.APITimeoutError),
             )
         if isinstance(exc, TRANSPORT_ERRORS):
-            return transport_error(_NAME, exc)
+            return connection_error(_NAME, exc)
         return exc
 
 
@@ -226,7 +224,7 @@ async def _events(
                     raise _error_event(loads(data).get("error"), secret)
                 # ping, content_block_start, content_block_stop: nothing to do.
     except TRANSPORT_ERRORS as exc:
-        raise transport_error(_NAME, exc) from None
+        raise connection_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, KeyError, AttributeError):
         raise UpstreamError(
             "anthropic sent a malformed stream event", provider=_NAME, retryable=True

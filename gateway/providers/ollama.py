@@ -19,9 +19,9 @@ import httpx2
 import orjson
 
 from gateway import upstream
-from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamError
 from gateway.providers._abort import aborter_for
-from gateway.providers._errors import error_for_status
+from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers.base import (
     ChatRequest,
     Completion,
@@ -71,7 +71,7 @@ class OllamaProvider:
                 headers={"content-type": "application/json"},
             )
         except httpx2.HTTPError as exc:
-            raise _transport_error(exc) from None
+            raise connection_error(_NAME, exc) from None
         if response.status_code != 200:
             raise _status_error(response.status_code, response.content, response.headers)
         data = _parse(response.content)
@@ -105,7 +105,7 @@ class OllamaProvider:
         try:
             response = await self._client.get("/api/tags", **kwargs)
         except httpx2.HTTPError as exc:
-            raise _transport_error(exc) from None
+            raise connection_error(_NAME, exc) from None
         if response.status_code != 200:
             raise _status_error(response.status_code, response.content, response.headers)
         return _parse(response.content)
@@ -142,7 +142,7 @@ class _ChatStream:
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.HTTPError as exc:
-            raise _transport_error(exc) from None
+            raise connection_error(_NAME, exc) from None
         if response.status_code != 200:
             try:
                 raw = await response.aread()
@@ -186,7 +186,7 @@ class _ChatStream:
                 line = await self._next_line()
             except (upstream.TransportError, httpx2.HTTPError) as exc:
                 self._done = True
-                raise _transport_error(exc) from None
+                raise connection_error(_NAME, exc) from None
             if line is None:
                 self._done = True
                 raise UpstreamError(
@@ -289,18 +289,3 @@ def _status_error(status: int, raw: bytes, headers: httpx2.Headers) -> UpstreamE
     except orjson.JSONDecodeError:
         message = raw[:200].decode("utf-8", "replace")
     return error_for_status(_NAME, status, message or "no error message", headers)
-
-
-def _transport_error(exc: httpx2.HTTPError | upstream.TransportError) -> UpstreamError:
-    # The exception text may contain the base URL (and any credentials in it): name the kind only.
-    kind = type(exc).__name__
-    timed_out = isinstance(exc, httpx2.TimeoutException) or (
-        isinstance(exc, upstream.TransportError) and exc.timed_out
-    )
-    if timed_out:
-        return UpstreamTimeout(f"ollama timed out ({kind})", provider=_NAME, retryable=True)
-    if isinstance(exc, httpx2.ConnectError | upstream.errors.ConnectError):
-        return UpstreamUnavailable(
-            f"ollama is unreachable ({kind})", provider=_NAME, retryable=True
-        )
-    return UpstreamError(f"ollama connection failed ({kind})", provider=_NAME, retryable=True)

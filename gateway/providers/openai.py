@@ -18,7 +18,7 @@ import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
-from gateway.providers._errors import error_for_status
+from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers._sdk import (
     TRANSPORT_ERRORS,
     SdkStream,
@@ -28,7 +28,6 @@ from gateway.providers._sdk import (
     post_json,
     redact,
     stream_error,
-    transport_error,
 )
 from gateway.providers._sse import SseDecoder
 from gateway.providers.base import (
@@ -173,15 +172,14 @@ class OpenAIProvider:
                 exc.response.headers,
             )
         if isinstance(exc, openai.APIConnectionError):
-            # The SDK's own message is bland; the httpx2 cause says what failed.
-            cause = exc.__cause__
-            return transport_error(
+            # The SDK's own message is bland; the transport error behind it says what failed.
+            return connection_error(
                 _NAME,
-                cause if isinstance(cause, TRANSPORT_ERRORS) else exc,
+                exc,
                 timed_out=isinstance(exc, openai.APITimeoutError),
             )
         if isinstance(exc, TRANSPORT_ERRORS):
-            return transport_error(_NAME, exc)
+            return connection_error(_NAME, exc)
         return exc
 
 
@@ -222,7 +220,7 @@ async def _events(
                 if counts:
                     usage = _usage(counts)
     except TRANSPORT_ERRORS as exc:
-        raise transport_error(_NAME, exc) from None
+        raise connection_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, AttributeError, IndexError, KeyError):
         raise UpstreamError(
             "openai sent a malformed stream chunk", provider=_NAME, retryable=True

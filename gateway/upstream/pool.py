@@ -4,7 +4,10 @@ Idle connections are reused newest first (the warmest, least likely to have been
 closed by the server) and dropped after ``keepalive_expiry`` seconds idle: set it
 below the upstream's own idle timeout (uvicorn-based servers such as vLLM close
 after 5 s), so that a request is not sent on a connection the server is closing
-at that very moment.
+at that very moment. Expiry happens on time, not only when the pool is next
+used: one timer per pool, armed while anything is idle, closes the connections
+whose time is up (an idle gateway keeps no socket past it, nor one in
+CLOSE_WAIT), waking once per expiry period at most.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class ConnectionPool:
         self._connecting = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._sweep: asyncio.TimerHandle | None = None  # armed while a connection is idle
 
     @property
     def open_connections(self) -> int:
@@ -88,6 +92,7 @@ class ConnectionPool:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._cancel_sweep()
         for connection in list(self._open):
             connection.abort()
         self._idle.clear()
@@ -106,6 +111,8 @@ class ConnectionPool:
         connection.idle_since = connection.loop.time()
         self._idle.setdefault(connection.origin, []).append(connection)
         self._idle_count += 1
+        if self._sweep is None:
+            self._arm_sweep(connection.loop)
 
     def forget(self, connection: Connection) -> None:
         if connection not in self._open:
@@ -134,6 +141,33 @@ class ConnectionPool:
             self._connecting -= 1
         self._open.add(connection)
         return connection
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake when the oldest idle connection expires (nothing to do without expiry)."""
+        expiry = self._limits.keepalive_expiry
+        if expiry is None or self._closed:
+            return
+        oldest = min((idle[0].idle_since for idle in self._idle.values() if idle), default=None)
+        if oldest is not None:
+            self._sweep = loop.call_at(oldest + expiry, self._expire_idle, loop)
+
+    def _expire_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweep = None
+        expiry = self._limits.keepalive_expiry
+        assert expiry is not None  # armed only with an expiry
+        now = loop.time()
+        for idle in list(self._idle.values()):
+            # Oldest first: each list is in the order its connections went idle.
+            while idle and now - idle[0].idle_since >= expiry:
+                connection = idle.pop(0)
+                self._idle_count -= 1
+                connection.close()
+        self._arm_sweep(loop)
+
+    def _cancel_sweep(self) -> None:
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None:
+            sweep.cancel()
 
     def _take_idle(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)

@@ -122,6 +122,7 @@ def _emit_summary(
     if error is not None:
         err = error if isinstance(error, GatewayError) else as_gateway_error(error)
         summary.error_code = err.code
+        summary.error_detail = getattr(err, "detail", None)
     if summary.input_tokens is None:
         summary.input_tokens = response.usage.input_tokens
     if summary.output_tokens is None:

@@ -317,3 +317,26 @@ async def test_an_environment_proxy_keeps_httpx2s_own_transport(
         async with upstream.async_client(timeout=httpx2.Timeout(2.0)) as http:
             assert (await http.get(server.url)).content == b"ok"
     assert server.connections == 1
+
+
+async def test_an_idle_connection_expires_on_time_without_the_pool_being_used() -> None:
+    hung_up = anyio.Event()
+
+    async def answer_then_watch(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(response())
+        if await peer.closed_by_client():
+            hung_up.set()
+
+    async with (
+        raw_server(answer_then_watch) as server,
+        client(Limits(keepalive_expiry=0.2)) as (http, transport),
+    ):
+        assert (await http.get(server.url)).content == b"ok"
+        assert transport.pool.idle_connections == 1
+        with anyio.fail_after(10):  # nothing else touches the pool meanwhile
+            await hung_up.wait()
+        assert (transport.pool.idle_connections, transport.pool.open_connections) == (0, 0)
+        # The pool still works afterwards: a new connection.
+        assert (await http.get(server.url)).content == b"ok"
+    assert server.connections == 2
