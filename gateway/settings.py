@@ -203,9 +203,15 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(25_000, gt=0)
     idle_timeout_ms: int = Field(60_000, gt=0)
     max_concurrent_responses: int = Field(4, ge=1)
+    # Costly messages (response.create, response.resume, session.update) spend this
+    # bucket; response.cancel and ping never do: a Stop frees work.
     messages_per_second: float = Field(20.0, gt=0)
     message_burst: int = Field(40, ge=1)
     max_rate_violations: int = Field(20, ge=1)
+    # Every message, cheap or costly, counts against this much higher ceiling; going
+    # over it closes the socket (1008) and cancels its running responses.
+    flood_messages_per_second: float = Field(200.0, gt=0)
+    flood_message_burst: int = Field(200, ge=1)
     max_sockets: int = Field(10_000, ge=1)
     max_sockets_per_key: int = Field(100, ge=1)
     outbox_max_bytes: int = Field(1024 * 1024, ge=1024)

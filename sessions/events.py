@@ -31,6 +31,7 @@ class Reason(StrEnum):
 
     CLIENT_CANCELLED = "client_cancelled"
     CLIENT_DISCONNECTED = "client_disconnected"
+    POLICY_VIOLATION = "policy_violation"
     SERVER_SHUTDOWN = "server_shutdown"
     MAX_TOKENS = "max_tokens"
     UPSTREAM_ERROR = "upstream_error"

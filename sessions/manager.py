@@ -200,17 +200,23 @@ class SessionManager:
         self._sessions[session.id] = session
         return session
 
-    def close_session(self, session: Session) -> None:
+    def close_session(self, session: Session, *, cancel: str | None = None) -> None:
         """The socket is gone: detach its responses (idempotent).
 
         Running ones keep running for the resume window, buffering; with a window
-        of 0 they are cancelled at once (``client_disconnected``).
+        of 0 they are cancelled at once (``client_disconnected``). With ``cancel``
+        (a reason, e.g. ``policy_violation``: the socket is closed for abuse, and
+        nobody may resume what it started) they are cancelled at once with that
+        reason instead, their ``Done`` still pushed to the session's sink.
         """
         if session.closed:
             return
         session.closed = True
         self._sessions.pop(session.id, None)
         attached = list(session.responses.values())
+        if cancel is not None:
+            for response in attached:
+                self._end(response, Status.CANCELLED, cancel)
         session.responses.clear()
         for response in attached:
             response.detach()

@@ -12,8 +12,9 @@ from typing import Final
 NORMAL: Final = 1000
 
 # The client broke a rule that retrying the same way will break again: bad Origin,
-# authentication lost after accept, or repeated abuse (rate-limit violations).
-# Do not reconnect without changing something.
+# authentication lost after accept, or abuse (rate-limit violations, a flood). The
+# socket's running responses are cancelled with it. Do not reconnect without
+# changing something.
 POLICY_VIOLATION: Final = 1008
 
 # An inbound message exceeded ``max_message_bytes``. RFC 6455 reserves 1009 for

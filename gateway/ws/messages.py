@@ -142,9 +142,17 @@ class _Outbound(BaseModel):
 
 class Limits(_Outbound):
     max_concurrent_responses: int
-    messages_per_second: float
+    messages_per_second: float = Field(
+        description="Refill rate of the bucket that response.create, response.resume and "
+        "session.update spend (response.cancel and ping never do)."
+    )
     message_burst: int
     max_message_bytes: int
+    flood_messages_per_second: float = Field(
+        description="Ceiling for all messages together; going over it closes the socket "
+        "1008 and cancels its running responses."
+    )
+    flood_message_burst: int
 
 
 class SessionCreated(_Outbound):
@@ -196,11 +204,20 @@ class ErrorBody(_Outbound):
     code: str
     message: str
     param: str | None = None
-    request_id: str | None = None
-    response_id: str | None = None
-    event_id: str | None = None
+    request_id: str | None = Field(
+        None,
+        description="The request_id of the message this error refuses (or of the failed "
+        "response), whenever that message carried one; null only when it had none or "
+        "was not read (message_too_big, binary frames).",
+    )
+    response_id: str | None = Field(
+        None, description="Likewise, the response_id the refused message named."
+    )
+    event_id: str | None = Field(None, description="The refused message's event_id.")
     retryable: bool
-    retry_after_ms: int | None = None
+    retry_after_ms: int | None = Field(
+        None, description="Present when the server knows how long to wait: always on rate_limited."
+    )
 
 
 class ErrorFrame(_Outbound):

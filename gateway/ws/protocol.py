@@ -11,10 +11,14 @@ without a socket.
 Errors never escape: each failure becomes one ``error`` frame naming the ids it
 can (``event_id``, ``request_id``, ``response_id``), and only the limits in the
 close-code table end the socket.
+
+Limits are checked by what a message costs, after it is parsed (see the limits
+section below): ``response.cancel`` and ``ping`` are never rate-limited.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -47,9 +51,12 @@ from gateway.ws.messages import (
 )
 from gateway.ws.outbox import Outbox
 from gateway.ws.producer import Producer
-from sessions import ResponseMeta, SessionError, SessionManager
+from sessions import Reason, ResponseMeta, SessionError, SessionManager
 
 _log = structlog.get_logger("gateway.ws")
+
+# What spends the message-rate bucket: each starts upstream work or replays a buffer.
+_COSTLY: frozenset[type] = frozenset({ResponseCreate, ResponseResume, SessionUpdate})
 
 
 class SocketProtocol:
@@ -71,7 +78,8 @@ class SocketProtocol:
         self._router = router
         self._outbox = outbox
         self._bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
-        self._violations = 0
+        self._flood = TokenBucket(settings.flood_messages_per_second, settings.flood_message_burst)
+        self._violations = 0  # rate_limited in a row
         self._caller = principal
         self.principal = principal.id
         self.session = manager.open_session(principal.id, outbox)
@@ -100,6 +108,8 @@ class SocketProtocol:
                     "max_concurrent_responses": s.max_concurrent_responses,
                     "messages_per_second": s.messages_per_second,
                     "message_burst": s.message_burst,
+                    "flood_messages_per_second": s.flood_messages_per_second,
+                    "flood_message_burst": s.flood_message_burst,
                     "max_message_bytes": s.max_message_bytes,
                 },
             }
@@ -119,54 +129,102 @@ class SocketProtocol:
     # --- inbound ------------------------------------------------------------------------
 
     async def receive_text(self, text: str) -> None:
-        if not self._admit(text):
+        if not self._within_size(text):
             return
         try:
             message = parse_client_message(text)
         except Rejected as rej:
-            self._error(
-                rej.error,
-                event_id=rej.event_id,
-                request_id=rej.request_id,
-                response_id=rej.response_id,
-            )
+            ids = {"event_id": rej.event_id, "request_id": rej.request_id}
+            if self._flooding(**ids, response_id=rej.response_id):
+                return
+            self._error(rej.error, **ids, response_id=rej.response_id)
+            return
+        event_id = message.event_id
+        request_id: str | None = getattr(message, "request_id", None)
+        response_id: str | None = getattr(message, "response_id", None)
+        if self._flooding(event_id, request_id, response_id):
+            return
+        if type(message) in _COSTLY and self._rate_limited(event_id, request_id, response_id):
             return
         try:
             await self._dispatch(message)
         except Exception as exc:
             if not isinstance(exc, GatewayError | SessionError):
                 _log.exception("ws.dispatch_failed", session_id=self.session.id)
-            self._error(
-                exc,
-                event_id=message.event_id,
-                request_id=getattr(message, "request_id", None),
-                response_id=getattr(message, "response_id", None),
-            )
+            self._error(exc, event_id=event_id, request_id=request_id, response_id=response_id)
 
     def receive_bytes(self, data: bytes) -> None:
-        if self._admit(data):
+        # A binary frame is not read at all, so its refusal can name no ids.
+        if self._within_size(data) and not self._flooding(None, None, None):
             self._error(InvalidMessage("binary frames are not supported: send JSON text"))
 
-    def _admit(self, data: str | bytes) -> bool:
-        """Size and rate limits, checked before any parsing."""
+    # --- limits -----------------------------------------------------------------------
+    #
+    # Size first (nothing larger is parsed), then parsing, then the rates: a refusal
+    # names the message it refuses, and the rate a message is charged depends on
+    # what it costs. A Stop or a ping frees or costs nothing, so it never spends the
+    # bucket that protects upstream work; every message counts against the flood
+    # ceiling, whose breach ends the socket and everything it runs.
+
+    def _within_size(self, data: str | bytes) -> bool:
         limit = self._settings.max_message_bytes
         # A character is at least one byte: only encode when the length is ambiguous.
         size = len(data)
         if size > limit or (
             isinstance(data, str) and size * 4 > limit and len(data.encode()) > limit
         ):
+            # Not parsed, so no ids: the client learns the limit from session.created.
             self._error(MessageTooBig(f"message exceeds {limit} bytes"))
             self.close(close_codes.MESSAGE_TOO_BIG)
             return False
-        wait_s = self._bucket.take()
-        if wait_s:
-            self._violations += 1
-            retry_ms = max(1, int(wait_s * 1000 + 0.999))
-            self._error(RateLimited("too many messages", retry_after_ms=retry_ms))
-            if self._violations >= self._settings.max_rate_violations:
-                self.close(close_codes.POLICY_VIOLATION)
-            return False
         return True
+
+    def _flooding(
+        self, event_id: str | None, request_id: str | None, response_id: str | None
+    ) -> bool:
+        wait_s = self._flood.take()
+        if not wait_s:
+            return False
+        _log.warning("ws.flood_closed", session_id=self.session.id, principal=self.principal)
+        self._error(
+            RateLimited("too many messages: socket closed", retry_after_ms=_ms(wait_s)),
+            event_id=event_id,
+            request_id=request_id,
+            response_id=response_id,
+        )
+        self._policy_close()
+        return True
+
+    def _rate_limited(
+        self, event_id: str | None, request_id: str | None, response_id: str | None
+    ) -> bool:
+        wait_s = self._bucket.take()
+        if not wait_s:
+            # Violations count refusals in a row: a client getting messages through at
+            # the allowed rate (several answers each retrying after retry_after_ms) is
+            # not abusing anything. Spam is bounded by the flood ceiling anyway.
+            self._violations = 0
+            return False
+        self._violations += 1
+        self._error(
+            RateLimited("too many messages", retry_after_ms=_ms(wait_s)),
+            event_id=event_id,
+            request_id=request_id,
+            response_id=response_id,
+        )
+        if self._violations >= self._settings.max_rate_violations:
+            self._policy_close()
+        return True
+
+    def _policy_close(self) -> None:
+        """Close 1008, cancelling the socket's running responses first.
+
+        Their ``response.done`` (``cancelled``/``policy_violation``) is flushed before
+        the close frame. Left to the resume window, they would run on with nobody
+        entitled to stop them.
+        """
+        self._manager.close_session(self.session, cancel=Reason.POLICY_VIOLATION)
+        self.close(close_codes.POLICY_VIOLATION)
 
     async def _dispatch(
         self, message: ResponseCreate | ResponseCancel | ResponseResume | SessionUpdate | Ping
@@ -279,6 +337,10 @@ def _chat_params(defaults: WireParams | None, given: WireParams | None) -> ChatP
         if layer.stop is not None:
             merged["stop"] = layer.stop_tuple
     return ChatParams(**merged)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
 
 
 def _response_not_found() -> GatewayError:

@@ -86,6 +86,21 @@ async def test_detach_with_a_resume_window_does_not_abort(new_manager: ManagerFa
         assert abort.calls == 0
 
 
+async def test_close_with_cancel_aborts_despite_the_resume_window_and_tells_the_sink(
+    new_manager: ManagerFactory,
+) -> None:
+    async with new_manager(resume_window_s=30).running() as manager:
+        sink, script, response, abort = await _started(manager)
+        session = manager.session_of(response)
+        assert session is not None
+        manager.close_session(session, cancel="policy_violation")
+        assert abort.calls == 1
+        done = sink.dones(response.id)[0]  # pushed before the session let go of its sink
+        assert (done.status, done.reason) == (Status.CANCELLED, "policy_violation")
+        await wait(script.exited)
+        assert manager.active_responses == 0
+
+
 async def test_drain_deadline_and_shutdown_call_abort(new_manager: ManagerFactory) -> None:
     async with new_manager().running() as manager:
         _, _, drained, drained_abort = await _started(manager)
