@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build: dependencies are built in a throw-away stage, the runtime
 # image holds only the virtualenv and runs as an unprivileged user.
 
@@ -7,10 +6,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
+# The hash-pinned lock first (its layer is cached until the lock changes), then the
+# project itself without resolving anything: the image ships exactly what CI tested.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY sessions ./sessions
-RUN pip install .
+RUN pip install --no-deps . && pip check
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

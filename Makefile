@@ -1,17 +1,31 @@
 # The two commands the README opens with: `make run` and `make test`.
 # Both create .venv on first use, so they work on a fresh machine with python3.
+# The venv is installed from the hash-pinned lock (requirements-dev.lock), so what
+# `make test` and CI test is what the image (requirements.lock) ships. Change or add a
+# dependency in pyproject.toml, then `make lock`; `make upgrade` (or
+# `make upgrade PACKAGE=name`) moves pins forward.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard gateway sessions tests bench)
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# One resolution for every platform (markers), from the oldest supported Python.
+COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock'
 
-.PHONY: run test lint typecheck unit web-build web-test bench schema clean
+.PHONY: run test lint typecheck unit web-build web-test bench schema lock upgrade clean
 
-$(BIN)/activate: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(BIN)/activate: pyproject.toml $(DEV_LOCK)
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv' failed. On Debian/Ubuntu install the venv module:" \
+	       "apt-get install $$($(PYTHON) -c 'import sys; print("python3.%d-venv" % sys.version_info[1])' 2>/dev/null || echo python3-venv)" >&2; \
+	  exit 1; }
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; \
+	  echo "make: pyproject.toml needs a package that $(DEV_LOCK) does not pin: run 'make lock'" >&2; exit 1; }
 	touch $(BIN)/activate
 
 run: $(BIN)/activate web-build
@@ -61,6 +75,17 @@ bench: $(BIN)/activate
 
 schema: $(BIN)/activate
 	$(BIN)/python -m gateway.ws.schema > docs/protocol.schema.json
+
+# Re-resolve after editing pyproject.toml: existing pins are kept, new packages get the
+# newest versions that fit. The runtime lock is constrained by the dev lock, so both
+# always pin the same version of a shared package.
+lock: $(BIN)/activate
+	$(COMPILE) --extra dev $(UPGRADE_FLAGS) -o $(DEV_LOCK)
+	$(COMPILE) -c $(DEV_LOCK) -o $(LOCK)
+	@$(MAKE) --no-print-directory $(BIN)/activate
+
+upgrade: UPGRADE_FLAGS = $(if $(PACKAGE),--upgrade-package $(PACKAGE),--upgrade)
+upgrade: lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
