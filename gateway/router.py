@@ -34,7 +34,14 @@ from typing import Final, Protocol, TypeVar
 import anyio
 import structlog
 
-from gateway.errors import ModelNotFound, UpstreamBadRequest, UpstreamError, UpstreamTimeout
+from gateway.circuit import CircuitBreakers
+from gateway.errors import (
+    ModelNotFound,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.providers.base import (
     ChatRequest,
     Completion,
@@ -298,11 +305,13 @@ class Router:
         *,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         random: Callable[[], float] = _random.random,
+        breakers: CircuitBreakers | None = None,
     ) -> None:
         self._settings = settings
         self._providers = providers
         self._sleep = sleep
         self._random = random
+        self.breakers = breakers or CircuitBreakers(settings.circuit_breaker)
         self._known = frozenset(providers.known)
         self._ollama_models = frozenset(settings.ollama_models)
         self._retry = settings.retry
@@ -433,11 +442,24 @@ class Router:
                         provider=target.provider,
                     ) from last
                 try:
-                    return target, await attempt(provider, per_target, remaining)
-                except UpstreamBadRequest:
+                    self.breakers.admit(target.provider)
+                except UpstreamUnavailable as err:
+                    last = err
+                    break  # skipped at once: no load on an upstream that is down
+                try:
+                    result = await attempt(provider, per_target, remaining)
+                except UpstreamBadRequest as err:
+                    self.breakers.failed(target.provider, err)
                     raise  # the request itself is wrong: elsewhere it would fail too
                 except UpstreamError as err:
+                    self.breakers.failed(target.provider, err)
                     last = err
+                except BaseException:
+                    self.breakers.abandoned(target.provider)
+                    raise
+                else:
+                    self.breakers.succeeded(target.provider)
+                    return target, result
                 delay = self._retry_delay(last, number, deadline)
                 if delay is None:
                     break

@@ -63,6 +63,18 @@ class RetryPolicy(BaseModel):
     )
 
 
+class CircuitBreakerPolicy(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    failure_threshold: int = Field(
+        5, ge=1, description="consecutive retryable failures that open a provider's circuit"
+    )
+    open_s: float = Field(
+        10.0, gt=0, description="how long an open circuit skips the provider before a trial"
+    )
+
+
 class AgentConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -173,6 +185,9 @@ class Settings(BaseSettings):
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)  # type: ignore[arg-type]
+    circuit_breaker: CircuitBreakerPolicy = Field(
+        default_factory=CircuitBreakerPolicy  # type: ignore[arg-type]
+    )
     health_probe_ttl_s: float = Field(10.0, ge=0)
     health_probe_timeout_s: float = Field(2.0, gt=0)
 

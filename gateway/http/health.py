@@ -46,7 +46,10 @@ async def providers(request: Request) -> Response:
     return JSON(
         {
             "status": "degraded" if degraded else "ok",
-            "providers": {name: status.to_dict() for name, status in statuses.items()},
+            "providers": {
+                name: {**status.to_dict(), "circuit": services.router.breakers.state(name)}
+                for name, status in statuses.items()
+            },
         }
     )
 
