@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from gateway import http, ws
+from gateway import http, ui, ws
 from gateway.agents import Orchestrator
 from gateway.auth import Authenticator
 from gateway.http import web_demo
@@ -79,12 +79,12 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.allowed_origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["authorization", "content-type"],
             )
         )
     return Starlette(
-        routes=[*http.routes(), *ws.routes(), *web_demo.routes(settings)],
+        routes=[*http.routes(), *ui.routes(), *ws.routes(), *web_demo.routes(settings)],
         middleware=middleware,
         exception_handlers=http.exception_handlers(),
         lifespan=lifespan,

@@ -318,6 +318,20 @@ class SessionManager:
             raise UnknownResponse("no such response")
         return response
 
+    def running_in(self, session: Session, conversation_id: str) -> Response | None:
+        """The principal's running response in ``conversation_id`` owned here, or ``None``.
+
+        At most one exists (:class:`ConversationBusy` guards it): surfaces keyed by a
+        conversation rather than a response (the UI Message Stream's chat id) find
+        the answer to resume or stop here. A scan of this instance's running
+        responses: one per stop or resume request, never per token.
+        """
+        principal = session.principal
+        for response in self._running.values():
+            if response.conversation_id == conversation_id and response.principal == principal:
+                return response
+        return None
+
     async def cancel(
         self,
         session: Session,

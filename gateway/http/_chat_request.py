@@ -6,7 +6,7 @@ here (``n``, ``tools``, ``user``...). ``agent`` is the gateway's extension.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -15,6 +15,8 @@ from gateway.errors import ValidationFailed
 from gateway.providers.base import ChatMessage, ChatParams
 
 _MAX_REPORTED_ERRORS = 3
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 class _Message(BaseModel):
@@ -93,9 +95,14 @@ class ChatCompletionBody(BaseModel):
 
 def parse_body(raw: bytes) -> ChatCompletionBody:
     """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field."""
+    return parse_json_body(raw, ChatCompletionBody)
+
+
+def parse_json_body(raw: bytes, model: type[_Body]) -> _Body:
+    """A JSON request body as ``model``: the HTTP API's one way of reporting bad bodies."""
     data = client_json.loads(raw, what="the request body")
     try:
-        return ChatCompletionBody.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise _validation_failed(exc) from None
 
