@@ -258,17 +258,18 @@ class _StreamContext:
         self._stream: RoutedStream | None = None
 
     async def __aenter__(self) -> RoutedStream:
-        deadline = time.monotonic() + self._router._total_s
-        target, opened = await self._router._deliver(
-            self._route, self._request, deadline, self._router._open_stream
+        router = self._router
+        deadline = router._clock() + router._total_s
+        target, opened = await router._deliver(
+            self._route, self._request, deadline, router._open_stream
         )
         self._inner = opened.context
         self._stream = RoutedStream(
             target,
             opened.first,
             opened.events,
-            remaining_s=deadline - time.monotonic(),
-            idle_s=self._router._idle_s,
+            remaining_s=deadline - router._clock(),
+            idle_s=router._idle_s,
         )
         return self._stream
 
@@ -295,7 +296,9 @@ class Router:
     """Resolves model names to targets and delivers requests with retry and fallback.
 
     ``sleep`` and ``random`` (uniform in [0, 1), for jitter) are injectable so
-    tests can observe backoff delays without waiting for them.
+    tests can observe backoff delays without waiting for them; ``clock`` (seconds,
+    monotonic) measures the total deadline while targets are tried. (Once a stream
+    answers, its deadlines are event-loop timers: :class:`RoutedStream`.)
     """
 
     def __init__(
@@ -306,12 +309,14 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         random: Callable[[], float] = _random.random,
         breakers: CircuitBreakers | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._providers = providers
         self._sleep = sleep
         self._random = random
-        self.breakers = breakers or CircuitBreakers(settings.circuit_breaker)
+        self.breakers = breakers or CircuitBreakers(settings.circuit_breaker, clock=clock)
+        self._clock = clock
         self._known = frozenset(providers.known)
         self._ollama_models = frozenset(settings.ollama_models)
         self._retry = settings.retry
@@ -409,7 +414,7 @@ class Router:
 
     async def complete(self, route: Route, request: ChatRequest) -> tuple[Target, Completion]:
         """One non-streamed answer, with the same retry and fallback policy as streams."""
-        deadline = time.monotonic() + self._total_s
+        deadline = self._clock() + self._total_s
         return await self._deliver(route, request, deadline, self._complete_once)
 
     async def _deliver(
@@ -435,7 +440,7 @@ class Router:
             provider = self._providers.get(target.provider)
             per_target = replace(request, model=target.model)
             for number in range(1, max_attempts + 1):
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self._clock()
                 if remaining <= 0:
                     raise UpstreamTimeout(
                         "no provider answered within the total time limit",
@@ -488,7 +493,7 @@ class Router:
         else:
             base = min(policy.backoff_initial_s * 2 ** (attempt - 1), policy.backoff_max_s)
             delay = base * (1 + policy.jitter * (2 * self._random() - 1))
-        if time.monotonic() + delay >= deadline:
+        if self._clock() + delay >= deadline:
             return None
         return delay
 

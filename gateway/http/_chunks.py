@@ -1,19 +1,49 @@
-"""OpenAI ``chat.completion.chunk`` SSE events, built cheaply.
+"""OpenAI ``chat.completion.chunk`` SSE events, built cheaply, and the relay's SSE encoder.
 
 Everything that is the same for every chunk of a response is serialised once;
 a content delta is then two byte concatenations around ``orjson.dumps(text)``.
+
+:class:`ChunkEncoder` is the HTTP surface behind :class:`gateway.relay.Relay`.
+Every answer that has sent its 200 ends with ``data: [DONE]``: after the finish
+chunk (and the usage chunk, when asked for) when the provider finished, after
+one OpenAI-shaped ``data: {"error": {...}}`` event when it broke off (upstream
+failure or timeout after the first token, a stream cut short, a shutdown), so a
+client can tell a cut answer from a whole one. A client that hung up is sent
+nothing more.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, assert_never
 
 import orjson
+from starlette.types import Send
 
 from gateway.errors import GatewayError
-from gateway.providers.base import Usage
+from gateway.http._responses import error_headers
+from gateway.providers.base import (
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
+from sessions import Status
+
+if TYPE_CHECKING:
+    from gateway.relay import Ending
+    from gateway.router import Target
 
 DONE = b"data: [DONE]\n\n"
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx: pass each event through at once
+]
 
 
 class ChunkWriter:
@@ -75,6 +105,10 @@ class ChunkWriter:
     def finish(self, reason: str) -> bytes:
         return _event(self._chunk({}, reason))
 
+    def usage_chunk(self, usage: Usage | None) -> bytes:
+        """The usage chunk when the request asked for it (``include_usage``), else nothing."""
+        return self.usage(usage) if self._include_usage else b""
+
     def usage(self, usage: Usage | None) -> bytes:
         prompt = (usage.input_tokens if usage else None) or 0
         completion = (usage.output_tokens if usage else None) or 0
@@ -102,3 +136,93 @@ class ChunkWriter:
 
 def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class ChunkEncoder:
+    """The relay's encoder for ``stream: true`` chat completions (one per response)."""
+
+    __slots__ = ("_headers_sent", "_pending", "_request_id", "_send", "_writer")
+
+    def __init__(self, send: Send, writer: ChunkWriter, request_id: str) -> None:
+        self._send = send
+        self._writer = writer
+        self._request_id = request_id
+        self._headers_sent = False
+        # The role chunk leaves together with the first token (one write and one
+        # wake-up of the client fewer on the way to it), or with the ending.
+        self._pending = b""
+
+    @property
+    def headers_sent(self) -> bool:
+        return self._headers_sent
+
+    async def opened(self, target: Target) -> None:
+        # Only now, with the first event in hand: a failure before it is a proper
+        # HTTP error status rather than an error inside a 200.
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, (b"x-request-id", self._request_id.encode())],
+            }
+        )
+        self._headers_sent = True
+        self._pending = self._writer.role()
+
+    def event(self, event: StreamEvent) -> Awaitable[object] | None:
+        match event:
+            case TextDelta():
+                body = self._writer.content(event.text)
+                if self._pending:
+                    body = self._pending + body
+                    self._pending = b""
+                return self._send({"type": "http.response.body", "body": body, "more_body": True})
+            case ReasoningDelta():
+                return self._body(self._writer.reasoning(event.text))
+            case ToolCallStart():
+                chunk = self._writer.tool_call_start(event.index, event.call_id, event.name)
+                return self._body(chunk)
+            case ToolCallDelta():
+                return self._body(self._writer.tool_call_arguments(event.index, event.arguments))
+            case Finish():
+                return None  # written by ``ended``, with the usage and [DONE]
+            case _:
+                assert_never(event)
+
+    def _body(self, chunk: bytes) -> Awaitable[object]:
+        body = self._pending + chunk
+        self._pending = b""
+        return self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def ended(self, ending: Ending) -> Ending:
+        error = ending.error
+        if not self._headers_sent:
+            if error is not None:
+                await self._error_response(error)
+            return ending  # else the client hung up before anything was answered
+        if ending.status is Status.CANCELLED:
+            return ending  # the client hung up: nobody to tell
+        writer = self._writer
+        if error is not None:
+            # The 200 is gone: the error travels in-band, as in OpenAI's own streams.
+            tail = ChunkWriter.error(error)
+        else:
+            finish = ending.finish
+            assert finish is not None  # an ending without error has the provider's finish
+            tail = writer.finish(finish.reason) + writer.usage_chunk(finish.usage)
+        body = self._pending + tail + DONE
+        self._pending = b""
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        return ending
+
+    async def _error_response(self, err: GatewayError) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-request-id", self._request_id.encode()),
+            *((k.encode(), v.encode()) for k, v in error_headers(err).items()),
+        ]
+        await self._send(
+            {"type": "http.response.start", "status": err.http_status, "headers": headers}
+        )
+        body = ChunkWriter.error_body(err)
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})

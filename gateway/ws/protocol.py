@@ -33,6 +33,7 @@ from gateway.errors import (
     ResponseNotFound,
 )
 from gateway.providers.base import ChatMessage, ChatParams
+from gateway.relay import Relay
 from gateway.router import Router
 from gateway.settings import Settings
 from gateway.telemetry import ChatSummary
@@ -270,7 +271,9 @@ class SocketProtocol:
             await self._manager.create_response(
                 self.session,
                 message.request_id,
-                produce=Producer(self._router, prepared, summary),
+                produce=Producer(
+                    Relay(self._router, prepared, summary, log_content=self._settings.log_content)
+                ),
                 meta=ResponseMeta(model=primary.model, provider=primary.provider, agent=agent),
                 conversation_id=message.conversation_id,
             )

@@ -26,6 +26,7 @@ from gateway.http._stream import ChatStreamResponse
 from gateway.inflight import InFlight
 from gateway.providers import ProviderRegistry
 from gateway.providers.base import ChatMessage, ChatRequest
+from gateway.relay import Relay
 from gateway.router import Router
 from gateway.settings import load_settings
 from gateway.telemetry import ChatSummary
@@ -122,7 +123,9 @@ async def test_an_ended_ws_answer_is_freed_without_the_cyclic_collector(
         sink = ListSink()
         session = manager.open_session("alice", sink)
         response, _ = await manager.create_response(
-            session, "req-1", produce=Producer(router, prepared(router, provider), summary("ws"))
+            session,
+            "req-1",
+            produce=Producer(Relay(router, prepared(router, provider), summary("ws"))),
         )
         response_id = response.id
         await sink.wait_for(lambda _: len(sink.texts(response_id)) >= 2)
@@ -138,7 +141,9 @@ async def test_an_ended_ws_answer_is_freed_without_the_cyclic_collector(
             assert response.status is expected
             del response
             sink.events.clear()
-    assert not garbage & {"Producer", "Response", "Exchange", "SdkStream", "Prepared"}, garbage
+    assert not garbage & {"Producer", "Relay", "Response", "Exchange", "SdkStream", "Prepared"}, (
+        garbage
+    )
 
 
 @pytest.mark.parametrize("provider", sorted(MODELS))
@@ -151,7 +156,7 @@ async def test_ws_stop_shuts_the_upstream_socket_within_the_call(provider: str, 
         upstream.queue(SLOW)
         sink = ListSink()
         session = manager.open_session("alice", sink)
-        produce = Producer(router, prepared(router, provider), summary("ws"))
+        produce = Producer(Relay(router, prepared(router, provider), summary("ws")))
         response, _ = await manager.create_response(session, "req-1", produce=produce)
         await sink.wait_for(lambda _: len(sink.texts(response.id)) >= 2)
         assert upstream_states(port) == ["ESTABLISHED"]

@@ -303,7 +303,7 @@ async def test_upstream_429_keeps_its_retry_after() -> None:
     assert response.json()["error"]["code"] == "upstream_rate_limited"
 
 
-async def test_error_after_first_token_is_an_sse_error_event() -> None:
+async def test_error_after_first_token_is_an_sse_error_event_then_done() -> None:
     async with with_openai_fake() as (gw, upstream), gw.http() as client:
         upstream.queue(Scenario(tokens=["a", "b", "c", "d"], error_after=2))
         response = await client.post(
@@ -312,10 +312,12 @@ async def test_error_after_first_token_is_an_sse_error_event() -> None:
         )
     assert response.status_code == 200
     events = sse_events(response.content)
-    assert b"[DONE]" not in events
-    contents = [orjson.loads(e)["choices"][0]["delta"].get("content") for e in events[:-1]]
+    # A cut answer ends like a whole one ([DONE]), after an error event saying so.
+    assert events[-1] == b"[DONE]"
+    assert events.count(b"[DONE]") == 1
+    contents = [orjson.loads(e)["choices"][0]["delta"].get("content") for e in events[:-2]]
     assert contents == ["", "a", "b"]
-    error = orjson.loads(events[-1])["error"]
+    error = orjson.loads(events[-2])["error"]
     assert set(error) == {"message", "type", "code", "param"}
     assert error["code"].startswith("upstream")
 
