@@ -28,6 +28,7 @@ from gateway.errors import GatewayError, ValidationFailed
 from gateway.http._access import require_principal
 from gateway.http._body import read_body
 from gateway.http._responses import JSON
+from gateway.relay import Relay
 from gateway.services import Services, services_of
 from gateway.telemetry import ChatSummary
 from gateway.ui.request import CHAT_ID_PATTERN, parse_ui_body
@@ -76,7 +77,9 @@ async def ui_chat(request: Request) -> Response:
         await manager.create_response(
             session,
             request_id,
-            produce=Producer(services.router, prepared, summary),
+            produce=Producer(
+                Relay(services.router, prepared, summary, log_content=services.settings.log_content)
+            ),
             meta=ResponseMeta(model=primary.model, provider=primary.provider, agent=prepared.agent),
             conversation_id=body.id,
         )
