@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gateway.upstream import ConnectionPool, Exchange, Limits, Origin, Timeouts
+from gateway.upstream import ConnectionPool, Exchange, Origin, PoolLimits, TransportTimeouts
 
-_TIMEOUTS = Timeouts(connect=10.0, read=60.0, write=10.0, pool=None)
+_TIMEOUTS = TransportTimeouts(connect=10.0, read=60.0, write=10.0, pool=None)
 
 
 class LeanClient:
     def __init__(self) -> None:
-        limits = Limits(max_connections=None, max_keepalive=None, keepalive_expiry=None)
+        limits = PoolLimits(max_connections=None, max_keepalive=None, keepalive_expiry=None)
         self._pool = ConnectionPool(ssl_context=None, limits=limits)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Exchange:

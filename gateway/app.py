@@ -21,6 +21,7 @@ from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.ws.drain import OpenSocket
 from gateway.ws.limits import SocketRegistry
 from sessions import SessionManager
 
@@ -41,6 +42,9 @@ def create_app(settings: Settings) -> Starlette:
             replay_max_bytes=settings.replay_max_bytes,
             max_concurrent_responses=settings.max_concurrent_responses,
         )
+        sockets: SocketRegistry[OpenSocket] = SocketRegistry(
+            settings.max_sockets, settings.max_sockets_per_key
+        )
         services = Services(
             settings=settings,
             providers=providers,
@@ -50,9 +54,9 @@ def create_app(settings: Settings) -> Starlette:
             auth=Authenticator(settings),
             provider_health=ProviderHealth(settings, providers),
             sessions=sessions,
-            sockets=SocketRegistry(settings.max_sockets, settings.max_sockets_per_key),
+            sockets=sockets,
         )
-        services.lifecycle.add_drain_hook(ws.drain_hook(services))
+        services.lifecycle.add_drain_hook(ws.drain_hook(sessions, sockets))
         services.lifecycle.add_drain_hook(services.http_streams.drain)
         app.state.services = services
         if not settings.auth_enabled:

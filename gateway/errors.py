@@ -156,13 +156,6 @@ class TooManyResponses(GatewayError):
     retryable = True
 
 
-class AtCapacity(GatewayError):
-    code = "at_capacity"
-    type = "server_error"
-    http_status = 503
-    retryable = True
-
-
 class ServerDraining(GatewayError):
     code = "server_draining"
     type = "server_error"

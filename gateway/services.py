@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
@@ -15,11 +14,9 @@ from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.settings import Settings
+from gateway.ws.drain import OpenSocket
 from gateway.ws.limits import SocketRegistry
 from sessions import SessionManager
-
-if TYPE_CHECKING:
-    from gateway.ws.endpoint import Connection
 
 
 @dataclass
@@ -36,7 +33,7 @@ class Services:
     http_streams: InFlight = field(default_factory=InFlight)
     # WebSocket sessions: the manager runs in the lifespan; the registry counts sockets.
     sessions: SessionManager | None = None
-    sockets: SocketRegistry[Connection] | None = None
+    sockets: SocketRegistry[OpenSocket] | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

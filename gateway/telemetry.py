@@ -8,7 +8,6 @@ filled in as the request progresses and emitted once at the end.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +17,6 @@ from gateway.errors import GatewayError
 from gateway.providers.base import Usage
 
 _log = structlog.get_logger("gateway.chat")
-
-
-def new_request_id(prefix: str = "req") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ from sessions.lifecycle import TRANSITIONS, IllegalTransition, State
 from sessions.manager import Clock, Produce, SessionManager
 from sessions.memory import MemoryBackend
 from sessions.replay import ReplayBuffer
-from sessions.response import Response, Usage
+from sessions.response import Response, TokenCounts
 from sessions.session import Session
 from sessions.sink import Sink
 
@@ -71,7 +71,7 @@ __all__ = [
     "SinkEvent",
     "State",
     "Status",
+    "TokenCounts",
     "TooManyResponses",
     "UnknownResponse",
-    "Usage",
 ]

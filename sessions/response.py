@@ -23,7 +23,7 @@ Publish = Callable[[ResponseEvent], None]
 
 
 @dataclass(slots=True)
-class Usage:
+class TokenCounts:
     """Token counts known so far; ``produce`` may update them as the upstream reports.
 
     A response that ends early (cancelled, failed) reports what is known here.
@@ -100,7 +100,7 @@ class Response:
         self.meta = meta
         self.epoch = epoch
         self.mirror = mirror
-        self.usage = Usage()
+        self.usage = TokenCounts()
         self.created = Created(self.id, request_id, epoch, meta)
         self.done: Done | None = None
         # Set once the Done exists (the producer task may still be unwinding).

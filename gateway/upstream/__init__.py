@@ -20,18 +20,18 @@ from gateway.upstream.connection import Origin
 from gateway.upstream.errors import TransportError
 from gateway.upstream.exchange import Exchange
 from gateway.upstream.lines import LineDecoder
-from gateway.upstream.pool import ConnectionPool, Limits, Timeouts
+from gateway.upstream.pool import ConnectionPool, PoolLimits, TransportTimeouts
 from gateway.upstream.reading import body_reader, drain
 from gateway.upstream.transport import UpstreamTransport, exchange_of
 
 __all__ = [
     "ConnectionPool",
     "Exchange",
-    "Limits",
     "LineDecoder",
     "Origin",
-    "Timeouts",
+    "PoolLimits",
     "TransportError",
+    "TransportTimeouts",
     "UpstreamTransport",
     "async_client",
     "body_reader",

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 
-from gateway.upstream.pool import Limits
+from gateway.upstream.pool import PoolLimits
 from gateway.upstream.transport import UpstreamTransport
 
 _PROXY_SCHEMES = ("http", "https", "all")
@@ -20,7 +20,7 @@ _MAX_CACHED_URLS = 64
 
 
 def async_client(
-    *, timeout: httpx2.Timeout, limits: Limits | None = None, **kwargs: Any
+    *, timeout: httpx2.Timeout, limits: PoolLimits | None = None, **kwargs: Any
 ) -> httpx2.AsyncClient:
     """A client on :class:`UpstreamTransport`, with the SDKs' own defaults otherwise.
 

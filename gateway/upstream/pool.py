@@ -25,7 +25,7 @@ from gateway.upstream.exchange import Exchange
 
 
 @dataclass(frozen=True, slots=True)
-class Timeouts:
+class TransportTimeouts:
     """Seconds; ``None`` waits forever. ``read`` bounds every wait for response bytes."""
 
     connect: float | None = 5.0
@@ -35,16 +35,18 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class PoolLimits:
     max_connections: int | None = 1000
     max_keepalive: int | None = 100
     keepalive_expiry: float | None = 4.0
 
 
 class ConnectionPool:
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, limits: Limits | None = None) -> None:
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None, limits: PoolLimits | None = None
+    ) -> None:
         self._ssl_context = ssl_context
-        self._limits = limits or Limits()
+        self._limits = limits or PoolLimits()
         self._idle: dict[Origin, list[Connection]] = {}
         self._idle_count = 0
         self._open: set[Connection] = set()
@@ -66,7 +68,7 @@ class ConnectionPool:
         origin: Origin,
         head: bytes,
         body: bytes,
-        timeouts: Timeouts,
+        timeouts: TransportTimeouts,
         *,
         head_only: bool = False,
         server_hostname: str | None = None,
@@ -127,7 +129,7 @@ class ConnectionPool:
     # --- internals -------------------------------------------------------------------------
 
     async def _acquire(
-        self, origin: Origin, timeouts: Timeouts, server_hostname: str | None
+        self, origin: Origin, timeouts: TransportTimeouts, server_hostname: str | None
     ) -> Connection:
         if self._closed:
             raise ProtocolError("the upstream connection pool is closed")

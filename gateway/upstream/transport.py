@@ -22,7 +22,7 @@ import httpx2
 from gateway.upstream import errors
 from gateway.upstream.connection import Origin
 from gateway.upstream.exchange import Exchange
-from gateway.upstream.pool import ConnectionPool, Limits, Timeouts
+from gateway.upstream.pool import ConnectionPool, PoolLimits, TransportTimeouts
 
 EXCHANGE_EXTENSION = "gateway.exchange"
 
@@ -43,7 +43,9 @@ _HTTPX2_ERRORS: dict[type[errors.TransportError], type[httpx2.TransportError]] =
 class UpstreamTransport(httpx2.AsyncBaseTransport):
     """HTTP/1.1 over :class:`ConnectionPool`; ``http`` and ``https`` URLs, no proxies."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, limits: Limits | None = None) -> None:
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None, limits: PoolLimits | None = None
+    ) -> None:
         self.pool = ConnectionPool(ssl_context=ssl_context, limits=limits)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -119,10 +121,10 @@ def _mapped(request: httpx2.Request) -> Iterator[None]:
         raise as_httpx2_error(exc, request) from exc
 
 
-def _timeouts(given: Any) -> Timeouts:
+def _timeouts(given: Any) -> TransportTimeouts:
     if not isinstance(given, dict):
-        return Timeouts()
-    return Timeouts(
+        return TransportTimeouts()
+    return TransportTimeouts(
         connect=given.get("connect"),
         read=given.get("read"),
         write=given.get("write"),

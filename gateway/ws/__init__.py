@@ -14,7 +14,8 @@ __all__ = ["drain_hook", "routes"]
 
 
 def routes() -> list[BaseRoute]:
-    # Imported here: the endpoint pulls in the services, which import this package.
+    # Imported here: the endpoint pulls in the services, which import this package
+    # (its drain and limits modules) -- at run time, not as a circle of modules.
     from gateway.ws.endpoint import routes as _routes
 
     return list(_routes())

@@ -9,29 +9,37 @@ reaches its client before the close.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from gateway.lifecycle import DrainHook
 from gateway.ws import close_codes
+from gateway.ws.limits import SocketRegistry
 from gateway.ws.outbox import CLOSE_GRACE_S
-
-if TYPE_CHECKING:
-    from gateway.services import Services
+from sessions import SessionManager
 
 
-def drain_hook(services: Services) -> DrainHook:
+class OpenSocket(Protocol):
+    """What the drain needs of an open socket (the endpoint's ``SocketConnection``)."""
+
+    def draining(self, deadline_ms: int) -> None:
+        """Queue ``server.draining`` with the milliseconds left."""
+        ...
+
+    def close(self, code: int) -> None:
+        """Flush what is queued, then close with ``code``."""
+        ...
+
+
+def drain_hook(manager: SessionManager, sockets: SocketRegistry[OpenSocket]) -> DrainHook:
     async def drain(deadline: float) -> None:
-        manager, sockets = services.sessions, services.sockets
-        if manager is None or sockets is None:
-            return
         remaining_ms = max(0, int((deadline - anyio.current_time()) * 1000))
         for connection in sockets:
-            connection.protocol.draining(remaining_ms)
+            connection.draining(remaining_ms)
         await manager.drain(deadline)
         for connection in sockets:
-            connection.protocol.close(close_codes.SERVICE_RESTART)
+            connection.close(close_codes.SERVICE_RESTART)
         # Each writer bounds its own flush and close by CLOSE_GRACE_S.
         with anyio.move_on_after(CLOSE_GRACE_S + 1):
             await sockets.wait_empty()

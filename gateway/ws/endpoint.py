@@ -41,7 +41,7 @@ PATH = "/api/v1/ws"
 _BEARER_PREFIX = "bearer."
 
 
-class Connection:
+class SocketConnection:
     """One accepted socket: its outbox, its protocol state and the two tasks moving frames."""
 
     __slots__ = ("_send", "_websocket", "outbox", "protocol")
@@ -53,6 +53,12 @@ class Connection:
         self._send = send  # the server's own: frames bypass the WebSocket wrapper
         self.protocol = protocol
         self.outbox = outbox
+
+    def draining(self, deadline_ms: int) -> None:
+        self.protocol.draining(deadline_ms)
+
+    def close(self, code: int) -> None:
+        self.protocol.close(code)
 
     async def run(self, idle_timeout_s: float) -> None:
         try:
@@ -153,7 +159,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         principal=principal,
         outbox=outbox,
     )
-    connection = Connection(websocket, send, protocol, outbox)
+    connection = SocketConnection(websocket, send, protocol, outbox)
     per_key = principal.id if settings.auth_enabled else None
     if not sockets.add(connection, per_key):
         _log.warning("ws.at_capacity", principal=principal.id, sockets=len(sockets))

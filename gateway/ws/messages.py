@@ -140,7 +140,7 @@ class _Outbound(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Limits(_Outbound):
+class SessionLimits(_Outbound):
     max_concurrent_responses: int
     messages_per_second: float = Field(
         description="Refill rate of the bucket that response.create, response.resume and "
@@ -162,7 +162,7 @@ class SessionCreated(_Outbound):
     heartbeat_interval_ms: int
     max_message_bytes: int
     resume_window_ms: int
-    limits: Limits
+    limits: SessionLimits
 
 
 class ResponseCreated(_Outbound):

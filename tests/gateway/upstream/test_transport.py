@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from gateway import upstream
-from gateway.upstream import Limits, UpstreamTransport
+from gateway.upstream import PoolLimits, UpstreamTransport
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.fakes.openai import create_app
 from tests.gateway.upstream._raw import Peer, keep_answering, raw_server, response
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 @contextlib.asynccontextmanager
 async def client(
-    limits: Limits | None = None, **timeouts: float
+    limits: PoolLimits | None = None, **timeouts: float
 ) -> AsyncIterator[tuple[httpx2.AsyncClient, UpstreamTransport]]:
     transport = UpstreamTransport(ssl_context=None, limits=limits)
     timeout = httpx2.Timeout(5.0, **timeouts)
@@ -145,7 +145,7 @@ async def test_idle_connections_expire_and_closed_ones_are_not_reused() -> None:
 
     async with (
         raw_server(keep_answering) as server,
-        client(Limits(keepalive_expiry=0.05)) as (http, transport),
+        client(PoolLimits(keepalive_expiry=0.05)) as (http, transport),
     ):
         await http.get(server.url)
         await anyio.sleep(0.1)
@@ -190,7 +190,7 @@ async def test_max_connections_waits_then_times_out_on_the_pool() -> None:
 
     async with (
         raw_server(hold) as server,
-        client(Limits(max_connections=1), pool=0.2) as (
+        client(PoolLimits(max_connections=1), pool=0.2) as (
             http,
             transport,
         ),
@@ -330,7 +330,7 @@ async def test_an_idle_connection_expires_on_time_without_the_pool_being_used() 
 
     async with (
         raw_server(answer_then_watch) as server,
-        client(Limits(keepalive_expiry=0.2)) as (http, transport),
+        client(PoolLimits(keepalive_expiry=0.2)) as (http, transport),
     ):
         assert (await http.get(server.url)).content == b"ok"
         assert transport.pool.idle_connections == 1
