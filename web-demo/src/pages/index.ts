@@ -3,6 +3,7 @@
 // what `/` shows.
 import type { ComponentType } from "react";
 import { ChatPage } from "./ChatPage";
+import { UIChatPage } from "./UIChatPage";
 
 export interface PageEntry {
   /** URL fragment (`#/<id>`) and test hook (`data-page="<id>"`). */
@@ -12,4 +13,7 @@ export interface PageEntry {
   component: ComponentType;
 }
 
-export const pages: PageEntry[] = [{ id: "chat", title: "WebSocket chat", component: ChatPage }];
+export const pages: PageEntry[] = [
+  { id: "chat", title: "WebSocket chat", component: ChatPage },
+  { id: "ui-chat", title: "useChat (AI SDK)", component: UIChatPage },
+];
