@@ -19,7 +19,7 @@ adding a second copy.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import orjson
 
@@ -63,15 +63,17 @@ class UIStreamEncoder:
     def encode(self, event: SinkEvent) -> bytes:
         if self.ended:
             return b""
-        if type(event) is Delta:
-            return self._text(event.text)
-        if type(event) is Created:
-            return self._start(event)
-        if type(event) is Done:
-            return self._done(event)
-        if type(event) is ResumeResult:
-            return b""  # the replay that follows speaks for itself
-        raise TypeError(f"not a session event: {type(event).__name__}")
+        match event:
+            case Delta():
+                return self._text(event.text)
+            case Created():
+                return self._start(event)
+            case Done():
+                return self._done(event)
+            case ResumeResult():
+                return b""  # the replay that follows speaks for itself
+            case _:
+                assert_never(event)
 
     def _start(self, event: Created) -> bytes:
         metadata: dict[str, Any] = {"model": event.meta.model, "provider": event.meta.provider}

@@ -4,11 +4,14 @@ The transport sends ``{...body, id, messages, trigger, messageId}``: ``body`` is
 whatever the app passes (here ``model``, ``agent`` and sampling parameters), the
 rest is the chat's state in the AI SDK's UI message shape, each message a list
 of ``parts``. Only what reaches the model is kept: text parts become the
-message's content; parts that exist for the UI alone (``step-start``,
-``reasoning`` the model already produced, sources, ``data-*``) are dropped.
-Parts the gateway cannot pass on faithfully yet (files, tool calls and their
-results) are refused with a 422 naming the part, never silently dropped: a
-conversation with a tool result missing would mean something else to the model.
+message's content, image ``file`` parts of a user message its image parts; an
+assistant message's tool parts become its tool calls, each followed by a ``tool``
+turn with the call's result, one assistant turn per step (``step-start``). Parts
+that exist for the UI alone (``step-start``, ``reasoning`` the model already
+produced, sources, ``data-*``) are dropped. What cannot be passed on faithfully
+(other files, a tool call without its result yet) is refused with a 422 naming
+the message, never silently dropped: a conversation with a part missing would
+mean something else to the model.
 Unknown top-level fields are ignored, as the SDK lets apps add their own.
 """
 
@@ -16,10 +19,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.http._chat_request import parse_json_body
-from gateway.providers.base import ChatMessage, ChatParams
+from gateway.providers.base import (
+    ChatMessage,
+    ChatParams,
+    ContentPart,
+    ImagePart,
+    TextPart,
+    ToolCall,
+)
 
 # Chat ids are path segments of the resume and stop routes and keys of the session
 # manager: bounded, and without "/" so that every id has a stream URL.
@@ -27,6 +38,8 @@ CHAT_ID_PATTERN = r"^[^/]{1,128}$"
 
 # Parts that only the UI needs: the model never sees them.
 _UI_ONLY_PARTS = frozenset({"step-start", "reasoning", "source-url", "source-document"})
+# Tool part states that carry the call's result (the SDK's ToolUIPart states).
+_RESULT_STATES = frozenset({"output-available", "output-error", "output-denied"})
 
 
 class _UIMessage(BaseModel):
@@ -36,25 +49,103 @@ class _UIMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]]
 
-    @field_validator("parts")
-    @classmethod
-    def _known_parts(cls, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, part in enumerate(parts):
+    @model_validator(mode="after")
+    def _known_parts(self) -> _UIMessage:
+        for index, part in enumerate(self.parts):
             kind = part.get("type")
             if not isinstance(kind, str):
                 raise ValueError(f"part {index} has no string 'type'")
             if kind == "text":
                 if not isinstance(part.get("text"), str):
                     raise ValueError(f"text part {index} needs a string 'text'")
-            elif kind in _UI_ONLY_PARTS or kind.startswith("data-"):
-                continue
-            else:
-                # file, tool-*, dynamic-tool and anything newer.
-                raise ValueError(f"part {index} of type '{kind[:64]}' is not supported yet")
-        return parts
+            elif kind == "file":
+                media_type, url = part.get("mediaType"), part.get("url")
+                if not (isinstance(media_type, str) and isinstance(url, str)):
+                    raise ValueError(f"file part {index} needs string 'mediaType' and 'url'")
+                if self.role != "user" or not media_type.startswith("image/"):
+                    raise ValueError(
+                        f"file part {index}: only images in user messages are supported"
+                    )
+            elif _is_tool(kind):
+                _check_tool_part(index, part, self.role)
+            elif kind not in _UI_ONLY_PARTS and not kind.startswith("data-"):
+                raise ValueError(f"part {index} of type '{kind[:64]}' is not supported")
+        return self
 
-    def content(self) -> str:
-        return "".join(p["text"] for p in self.parts if p.get("type") == "text")
+    def to_chat(self) -> list[ChatMessage]:
+        """This UI message as the turns a model sees (an assistant message with tool
+        calls is one turn per step, each followed by its calls' results)."""
+        if self.role != "assistant":
+            return [self._plain()]
+        out: list[ChatMessage] = []
+        step: list[dict[str, Any]] = []
+        for part in self.parts:
+            if part["type"] == "step-start":
+                out.extend(_assistant_step(step))
+                step = []
+            else:
+                step.append(part)
+        out.extend(_assistant_step(step))
+        return out
+
+    def _plain(self) -> ChatMessage:
+        parts: list[ContentPart] = []
+        for part in self.parts:
+            if part["type"] == "text":
+                parts.append(TextPart(part["text"]))
+            elif part["type"] == "file":
+                parts.append(ImagePart(part["url"]))
+        if any(isinstance(p, ImagePart) for p in parts):
+            return ChatMessage(self.role, tuple(parts))
+        return ChatMessage(self.role, "".join(p.text for p in parts if isinstance(p, TextPart)))
+
+
+def _is_tool(kind: str) -> bool:
+    return kind.startswith("tool-") or kind == "dynamic-tool"
+
+
+def _tool_name(part: dict[str, Any]) -> str:
+    kind: str = part["type"]
+    return str(part.get("toolName", "")) if kind == "dynamic-tool" else kind[len("tool-") :]
+
+
+def _check_tool_part(index: int, part: dict[str, Any], role: str) -> None:
+    if role != "assistant":
+        raise ValueError(f"tool part {index} outside an assistant message")
+    if not isinstance(part.get("toolCallId"), str) or not _tool_name(part):
+        raise ValueError(f"tool part {index} needs a 'toolCallId' and a tool name")
+    if part.get("state") not in _RESULT_STATES:
+        raise ValueError(
+            f"tool part {index} (call {str(part['toolCallId'])[:64]!r}) has no result yet"
+        )
+
+
+def _assistant_step(parts: list[dict[str, Any]]) -> list[ChatMessage]:
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    tools = [p for p in parts if _is_tool(p["type"])]
+    if not tools:
+        return [ChatMessage("assistant", text)] if text else []
+    calls = tuple(
+        ToolCall(p["toolCallId"], _tool_name(p), _json_text(p.get("input", {}))) for p in tools
+    )
+    out = [ChatMessage("assistant", text, tool_calls=calls)]
+    for part, call in zip(tools, calls, strict=True):
+        out.append(ChatMessage("tool", _result_text(part), tool_call_id=call.id, name=call.name))
+    return out
+
+
+def _result_text(part: dict[str, Any]) -> str:
+    state = part["state"]
+    if state == "output-error":
+        return f"error: {part.get('errorText', 'the tool failed')}"
+    if state == "output-denied":
+        return "error: the user denied this tool call"
+    output = part.get("output")
+    return output if isinstance(output, str) else _json_text(output)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 class UIChatBody(BaseModel):
@@ -73,14 +164,7 @@ class UIChatBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
 
     def chat_messages(self) -> list[ChatMessage]:
-        # A message left with no text (only UI parts, e.g. an empty assistant turn
-        # the user stopped at once) would be an empty turn to the provider.
-        out = []
-        for message in self.messages:
-            content = message.content()
-            if content or message.role == "user":
-                out.append(ChatMessage(message.role, content))
-        return out
+        return [turn for message in self.messages for turn in message.to_chat()]
 
     def params(self) -> ChatParams:
         return ChatParams(

@@ -94,7 +94,7 @@ async def test_the_conversation_reaches_the_upstream() -> None:
         (
             {"id": "c", "messages": [{"id": "m", "role": "user", "parts": [{"type": "file"}]}]},
             422,
-            "messages[0].parts",
+            "messages[0]",
         ),
         (
             {
@@ -102,7 +102,7 @@ async def test_the_conversation_reaches_the_upstream() -> None:
                 "messages": [{"id": "m", "role": "user", "parts": [{"type": "text"}]}],
             },
             422,
-            "messages[0].parts",
+            "messages[0]",
         ),
     ],
 )
