@@ -317,3 +317,23 @@ async def test_every_answer_is_cleaned_up() -> None:
             await manager.wait_idle()
         assert manager.sessions == 0
         assert manager.active_responses == 0
+
+
+async def test_a_drain_cuts_a_running_answer_off_as_interrupted_and_refuses_new_ones() -> None:
+    async with (
+        gateway(demo_token_delay_ms=50, drain_timeout_s=0.2) as gw,
+        gw.http() as http,
+        open_stream(http, "POST", URL, json=body(" ".join(["slow"] * 200))) as parts,
+    ):
+        await parts.until("text-delta")
+        gw.services.lifecycle.start_drain()
+        seen = await parts.rest()
+        assert parts.types[-4:] == ["text-end", "finish-step", "finish", DONE]
+        finish = seen[-2]
+        assert isinstance(finish, dict)
+        assert finish["finishReason"] == "interrupted"
+        assert finish["messageMetadata"]["reason"] == "server_shutdown"
+        refused = await http.post(URL, json=body("late", chat_id="late"))
+        assert refused.status_code == 503
+        with anyio.fail_after(5):
+            await gw.services.lifecycle.drained.wait()
