@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gateway.upstream import ConnectionPool, Exchange, Origin, PoolLimits, TransportTimeouts
+from gateway.upstream.connection import Origin
+from gateway.upstream.exchange import Exchange
+from gateway.upstream.pool import ConnectionPool, PoolLimits, TransportTimeouts
 
 _TIMEOUTS = TransportTimeouts(connect=10.0, read=60.0, write=10.0, pool=None)
 

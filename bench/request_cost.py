@@ -2,6 +2,7 @@
 
     python -m bench.request_cost                  # CPU µs per request, 5 batches
     python -m bench.request_cost --instructions   # instructions per request (valgrind)
+    python -m bench.request_cost --instructions --per-token --transport httpx2
 
 The app runs in this process and is called as ASGI directly (no server, no
 client socket), with the SSE chat endpoint and the OpenAI adapter against the
@@ -15,6 +16,12 @@ does not. ``--instructions`` runs this module twice under callgrind, with a
 short and a long series of requests, and divides the difference, so start-up
 and imports cancel out. It needs ``valgrind`` (Debian: ``apt-get install
 valgrind``) and takes a few minutes.
+
+``--transport httpx2`` runs the same relay with the adapters on ``httpx2``'s
+default transport instead of the gateway's own (``GATEWAY_UPSTREAM_TRANSPORT``).
+``--per-token`` measures answers of 1 and of :data:`_LONG_ANSWER` tokens and
+divides the difference: the gateway's cost per relayed token, without the
+request's start and end.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ _HEADERS = [
     (b"content-length", str(len(_BODY)).encode()),
 ]
 _WARMUP = 200
+_LONG_ANSWER = 51  # tokens per answer for --per-token (against answers of 1)
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
@@ -110,9 +118,9 @@ async def _measure(upstream: str, requests: int, batches: int) -> list[float]:
     return per_batch
 
 
-def _run(requests: int, batches: int) -> list[float]:
+def _run(requests: int, batches: int, tokens: int) -> list[float]:
     placement = procs.isolated()
-    with procs.fake_upstream(tokens=1, lean=True, cores=placement.load) as fake:
+    with procs.fake_upstream(tokens=tokens, lean=True, cores=placement.load) as fake:
         if placement.gateway is not None:
             os.sched_setaffinity(0, placement.gateway)
         if _driver.uses_uvloop():
@@ -122,10 +130,11 @@ def _run(requests: int, batches: int) -> list[float]:
         return asyncio.run(_measure(fake.url, requests, batches))
 
 
-def _instructions(requests: int) -> int:
+def _instructions(requests: int, tokens: int, transport: str) -> int:
     """Instructions executed by a whole run of ``requests`` requests, under callgrind."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
     command += ["-m", "bench.request_cost", "--requests", str(requests), "--batches", "1"]
+    command += ["--tokens", str(tokens), "--transport", transport]
     done = subprocess.run(command, cwd=procs.REPO, capture_output=True, check=False)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
@@ -140,14 +149,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions under callgrind instead"
     )
+    parser.add_argument("--tokens", type=int, default=1, help="tokens per answer")
+    parser.add_argument(
+        "--transport",
+        choices=("gateway", "httpx2"),
+        default="gateway",
+        help="the adapters' transport: the gateway's own, or httpx2's default",
+    )
+    parser.add_argument(
+        "--per-token",
+        action="store_true",
+        help=f"with --instructions: also per relayed token (answers of 1 and {_LONG_ANSWER})",
+    )
     args = parser.parse_args(argv)
+    os.environ["GATEWAY_UPSTREAM_TRANSPORT"] = args.transport
     if args.instructions:
         short, long = 100, 700
-        counts = {n: _instructions(n) for n in (short, long)}
+        counts = {n: _instructions(n, args.tokens, args.transport) for n in (short, long)}
         per_request = (counts[long] - counts[short]) / (long - short)
-        print(f"instructions per request: {per_request:,.0f}")
+        print(
+            f"{args.transport}: instructions per request ({args.tokens} token): {per_request:,.0f}"
+        )
+        if args.per_token:
+            longer = {n: _instructions(n, _LONG_ANSWER, args.transport) for n in (short, long)}
+            per_long = (longer[long] - longer[short]) / (long - short)
+            per_token = (per_long - per_request) / (_LONG_ANSWER - args.tokens)
+            print(
+                f"{args.transport}: instructions per request ({_LONG_ANSWER} tokens): "
+                f"{per_long:,.0f}; per relayed token: {per_token:,.0f}"
+            )
         return 0
-    per_batch = _run(args.requests, args.batches)
+    per_batch = _run(args.requests, args.batches, args.tokens)
     shown = " ".join(f"{us:.0f}" for us in per_batch)
     print(f"CPU µs per request, per batch of {args.requests}: {shown} (min {min(per_batch):.0f})")
     return 0

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     ollama_base_url: str | None = None
     ollama_models: CsvList = Field(default_factory=list)
     demo_token_delay_ms: float = Field(30.0, ge=0)
+    upstream_transport: Literal["gateway", "httpx2"] = Field(
+        "gateway",
+        description="'gateway': the gateway's own HTTP/1.1 transport, with httpx2's default "
+        "transport where it cannot go (proxies); 'httpx2': always httpx2's default transport",
+    )
 
     # --- routing ---
     default_model: str = "demo/echo"

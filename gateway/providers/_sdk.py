@@ -1,17 +1,15 @@
-"""What the SDK-backed adapters (OpenAI, Anthropic) share: timeouts and failure mapping.
+"""The I/O glue the adapters share: their client, and the SDK-backed stream.
 
 Both official SDKs run on ``httpx2``, here on the gateway's own transport
 (:mod:`gateway.upstream`). Failures while *opening* a request come out of the
-SDK as its own exception types (mapped by each adapter); failures while
-*reading* a streamed body come from the transport (or from ``httpx2`` when a
-proxy keeps the default transport) and are mapped here, so a dropped connection
-or a silent upstream becomes a retryable :class:`UpstreamError` instead of
-leaking a transport exception.
+SDK as its own exception types (mapped by each adapter, through
+:func:`gateway.providers._errors.connection_error` for connection failures);
+the streamed body is read through :class:`gateway.upstream.UpstreamStream`,
+whose failures are one family, :class:`gateway.upstream.TransportError`.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
@@ -22,23 +20,13 @@ import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
-from gateway.providers._abort import aborter_for
 from gateway.providers._errors import error_for_status
 from gateway.providers.base import StreamEvent
-from gateway.settings import Timeouts
+from gateway.settings import Settings, Timeouts
 
 # Closing a response only closes a socket; it must survive a cancellation
 # but never hang shutdown on a misbehaving peer.
 _CLOSE_TIMEOUT_S = 2.0
-
-# Exceptions that mean "the connection failed", raised while reading a body.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    upstream.TransportError,
-    httpx2.RequestError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    ssl.SSLError,
-)
 
 # Error ``type`` strings found in the providers' JSON error bodies and
 # mid-stream error events, as the HTTP status they stand for.
@@ -74,9 +62,13 @@ def http_timeout(timeouts: Timeouts) -> httpx2.Timeout:
     )
 
 
-def http_client(timeouts: Timeouts) -> httpx2.AsyncClient:
-    """The SDK's ``http_client``: the gateway's transport, with its timeouts."""
-    return upstream.async_client(timeout=http_timeout(timeouts))
+def http_client(settings: Settings, **kwargs: Any) -> httpx2.AsyncClient:
+    """The client an adapter sends through (an SDK's ``http_client``), with its timeouts."""
+    return upstream.async_client(
+        timeout=http_timeout(settings.timeouts),
+        own_transport=settings.upstream_transport == "gateway",
+        **kwargs,
+    )
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -154,20 +146,20 @@ class SdkStream:
     body, a third of the cost of starting a stream) and the typed stream object
     built around the response (which also holds itself in a reference cycle).
 
-    ``translate`` maps the SDK's exceptions, ``events`` turns the raw response
-    into normalised events. Exceptions raised by the consumer's own block pass
-    through untouched. Entering returns the stream itself: an iterator over those
-    events that is also :class:`~gateway.providers.base.Abortable`.
+    ``translate`` maps the SDK's exceptions, ``events`` turns the response's
+    :class:`~gateway.upstream.UpstreamStream` into normalised events. Exceptions
+    raised by the consumer's own block pass through untouched. Entering returns
+    the stream itself: an iterator over those events that is also
+    :class:`~gateway.providers.base.Abortable`.
     """
 
     __slots__ = (
-        "_abort",
         "_body",
         "_client",
         "_events",
         "_make_events",
         "_path",
-        "_response",
+        "_stream",
         "_translate",
     )
 
@@ -179,15 +171,14 @@ class SdkStream:
         path: str,
         body: dict[str, Any],
         translate: Callable[[Exception], Exception],
-        events: Callable[[httpx2.Response], AsyncGenerator[StreamEvent, None]],
+        events: Callable[[upstream.UpstreamStream], AsyncGenerator[StreamEvent, None]],
     ) -> None:
         self._client = client
         self._path = path
         self._body = body
         self._translate = translate
         self._make_events = events
-        self._response: httpx2.Response | None = None
-        self._abort: Callable[[], None] | None = None
+        self._stream: upstream.UpstreamStream | None = None
 
     async def __aenter__(self) -> SdkStream:
         try:
@@ -199,9 +190,8 @@ class SdkStream:
             )
         except Exception as exc:
             raise self._translate(exc) from None
-        self._response = response
-        self._abort = aborter_for(response)
-        self._events = self._make_events(response)
+        self._stream = stream = upstream.adopt(response)
+        self._events = self._make_events(stream)
         return self
 
     async def __aexit__(
@@ -211,9 +201,9 @@ class SdkStream:
         tb: TracebackType | None,
     ) -> None:
         with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
-            if self._response is not None:  # entered: the events exist too
+            if self._stream is not None:  # entered: the events exist too
                 await self._events.aclose()
-                await self._response.aclose()
+                await self._stream.aclose()
 
     def __aiter__(self) -> SdkStream:
         return self
@@ -224,5 +214,5 @@ class SdkStream:
 
     def abort(self) -> None:
         """Cut the upstream connection off at once (see ``Abortable``); never raises."""
-        if self._abort is not None:
-            self._abort()
+        if self._stream is not None:
+            self._stream.abort()

@@ -13,14 +13,12 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
-import httpx2
 import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
 from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers._sdk import (
-    TRANSPORT_ERRORS,
     SdkStream,
     endpoint,
     http_client,
@@ -68,7 +66,7 @@ def create(settings: Settings) -> AnthropicProvider:
         base_url=settings.anthropic_base_url,
         max_retries=0,  # the router owns retries and fallbacks
         timeout=http_timeout(settings.timeouts),
-        http_client=http_client(settings.timeouts),
+        http_client=http_client(settings),
     )
     return AnthropicProvider(client, secret=key, probe_timeout_s=settings.health_probe_timeout_s)
 
@@ -95,7 +93,7 @@ class AnthropicProvider:
             self._messages_url,
             body,
             self.translate,
-            lambda response: _events(response, secret),
+            lambda body: _events(body, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -153,7 +151,7 @@ class AnthropicProvider:
                 exc,
                 timed_out=isinstance(exc, anthropic.APITimeoutError),
             )
-        if isinstance(exc, TRANSPORT_ERRORS):
+        if isinstance(exc, upstream.TransportError):
             return connection_error(_NAME, exc)
         return exc
 
@@ -183,7 +181,7 @@ def _body(request: ChatRequest) -> dict[str, Any]:
 
 
 async def _events(
-    response: httpx2.Response, secret: str | None
+    body: upstream.UpstreamStream, secret: str | None
 ) -> AsyncGenerator[StreamEvent, None]:
     """The normalised events of one Messages stream: the per-token loop."""
     stop_reason: str | None = None
@@ -191,7 +189,7 @@ async def _events(
     output_tokens: int | None = None
     done = False
     loads = orjson.loads
-    read = upstream.body_reader(response)
+    read = body.read
     decoder = SseDecoder()
     try:
         while not done:
@@ -223,7 +221,7 @@ async def _events(
                 elif event == "error":
                     raise _error_event(loads(data).get("error"), secret)
                 # ping, content_block_start, content_block_stop: nothing to do.
-    except TRANSPORT_ERRORS as exc:
+    except upstream.TransportError as exc:
         raise connection_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, KeyError, AttributeError):
         raise UpstreamError(
@@ -239,7 +237,7 @@ async def _events(
         else None
     )
     yield Finish(_STOP_REASONS.get(stop_reason or "", "stop"), usage)
-    await upstream.drain(read)
+    await body.drain()
 
 
 def _error_event(error: Any, secret: str | None) -> UpstreamError:

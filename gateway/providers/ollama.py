@@ -20,8 +20,8 @@ import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
-from gateway.providers._abort import aborter_for
 from gateway.providers._errors import connection_error, error_for_status
+from gateway.providers._sdk import http_client
 from gateway.providers.base import (
     ChatRequest,
     Completion,
@@ -43,11 +43,7 @@ _CLOSE_TIMEOUT_S = 2.0
 def create(settings: Settings) -> OllamaProvider:
     if settings.ollama_base_url is None:
         raise ValueError("ollama_base_url is not set")
-    t = settings.timeouts
-    timeout = httpx2.Timeout(
-        connect=t.connect_s, read=t.between_tokens_s, write=t.connect_s, pool=t.connect_s
-    )
-    client = upstream.async_client(timeout=timeout, base_url=settings.ollama_base_url)
+    client = http_client(settings, base_url=settings.ollama_base_url)
     return OllamaProvider(client, probe_timeout_s=settings.health_probe_timeout_s)
 
 
@@ -125,8 +121,7 @@ class _ChatStream:
     def __init__(self, client: httpx2.AsyncClient, body: dict[str, Any]) -> None:
         self._client = client
         self._body = body
-        self._response: httpx2.Response | None = None
-        self._abort: Callable[[], None] | None = None
+        self._stream: upstream.UpstreamStream | None = None
         self._lines = upstream.LineDecoder()
         self._pending: deque[bytes] = deque()
         self._finished = False
@@ -140,20 +135,19 @@ class _ChatStream:
             headers={"content-type": "application/json"},
         )
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
+            stream = await upstream.open_stream(self._client, request)
+        except upstream.TransportError as exc:
             raise connection_error(_NAME, exc) from None
-        if response.status_code != 200:
+        if stream.status != 200:
             try:
-                raw = await response.aread()
-            except httpx2.HTTPError:
+                raw = await stream.read_all()
+            except upstream.TransportError:
                 raw = b""
             finally:
-                await _close(response)
-            raise _status_error(response.status_code, raw, response.headers)
-        self._response = response
-        self._abort = aborter_for(response)
-        self._read = upstream.body_reader(response)
+                await _close(stream)
+            raise _status_error(stream.status, raw, stream.headers)
+        self._stream = stream
+        self._read = stream.read
         return self
 
     async def __aexit__(
@@ -162,16 +156,16 @@ class _ChatStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._response is not None:
-            await _close(self._response)
+        if self._stream is not None:
+            await _close(self._stream)
 
     def __aiter__(self) -> _ChatStream:
         return self
 
     def abort(self) -> None:
         """Cut the upstream connection off at once (see ``Abortable``); never raises."""
-        if self._abort is not None:
-            self._abort()
+        if self._stream is not None:
+            self._stream.abort()
 
     async def __anext__(self) -> StreamEvent:
         if self._done:
@@ -179,12 +173,13 @@ class _ChatStream:
         if self._finished:
             # Reading to EOF after the done line lets the connection go back to the pool.
             self._done = True
-            await upstream.drain(self._read)
+            assert self._stream is not None  # iteration only happens inside the block
+            await self._stream.drain()
             raise StopAsyncIteration
         while True:
             try:
                 line = await self._next_line()
-            except (upstream.TransportError, httpx2.HTTPError) as exc:
+            except upstream.TransportError as exc:
                 self._done = True
                 raise connection_error(_NAME, exc) from None
             if line is None:
@@ -222,9 +217,9 @@ class _ChatStream:
         return pending.popleft()
 
 
-async def _close(response: httpx2.Response) -> None:
+async def _close(stream: upstream.UpstreamStream) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT_S):
-        await response.aclose()
+        await stream.aclose()
 
 
 def _chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
 import openai
 import orjson
 
@@ -20,7 +19,6 @@ from gateway import upstream
 from gateway.errors import UpstreamError
 from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers._sdk import (
-    TRANSPORT_ERRORS,
     SdkStream,
     endpoint,
     http_client,
@@ -66,7 +64,7 @@ def create(settings: Settings) -> OpenAIProvider:
         api_key=key or _PLACEHOLDER_KEY,
         max_retries=0,  # the router owns retries and fallbacks
         timeout=http_timeout(settings.timeouts),
-        http_client=http_client(settings.timeouts),
+        http_client=http_client(settings),
         **kwargs,
     )
     return OpenAIProvider(
@@ -108,7 +106,7 @@ class OpenAIProvider:
             self._chat_url,
             body,
             self.translate,
-            lambda response: _events(response, secret),
+            lambda body: _events(body, secret),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -178,20 +176,20 @@ class OpenAIProvider:
                 exc,
                 timed_out=isinstance(exc, openai.APITimeoutError),
             )
-        if isinstance(exc, TRANSPORT_ERRORS):
+        if isinstance(exc, upstream.TransportError):
             return connection_error(_NAME, exc)
         return exc
 
 
 async def _events(
-    response: httpx2.Response, secret: str | None
+    body: upstream.UpstreamStream, secret: str | None
 ) -> AsyncGenerator[StreamEvent, None]:
     """The normalised events of one response body: the per-token loop."""
     reason: str | None = None
     usage: Usage | None = None
     done = False
     loads = orjson.loads
-    read = upstream.body_reader(response)
+    read = body.read
     decoder = SseDecoder()
     try:
         while not done:
@@ -219,7 +217,7 @@ async def _events(
                 counts = chunk.get("usage")
                 if counts:
                     usage = _usage(counts)
-    except TRANSPORT_ERRORS as exc:
+    except upstream.TransportError as exc:
         raise connection_error(_NAME, exc) from None
     except (orjson.JSONDecodeError, AttributeError, IndexError, KeyError):
         raise UpstreamError(
@@ -230,7 +228,7 @@ async def _events(
             "openai stream ended before it finished", provider=_NAME, retryable=True
         )
     yield Finish(_FINISH_REASONS.get(reason or "", "stop"), usage)
-    await upstream.drain(read)
+    await body.drain()
 
 
 def _usage(counts: Any) -> Usage | None:

@@ -20,16 +20,21 @@ _MAX_CACHED_URLS = 64
 
 
 def async_client(
-    *, timeout: httpx2.Timeout, limits: PoolLimits | None = None, **kwargs: Any
+    *,
+    timeout: httpx2.Timeout,
+    limits: PoolLimits | None = None,
+    own_transport: bool = True,
+    **kwargs: Any,
 ) -> httpx2.AsyncClient:
     """A client on :class:`UpstreamTransport`, with the SDKs' own defaults otherwise.
 
     Redirects are followed (as the SDKs' default client does). When the
     environment names an HTTP proxy the transport cannot honour it, so the
-    client is left on httpx2's default transport: slower, but through the proxy.
+    client is left on httpx2's default transport: slower, but through the proxy
+    (and ``NO_PROXY``), as it is with ``own_transport=False``.
     """
     kwargs.setdefault("follow_redirects", True)
-    if _environment_proxy():
+    if not own_transport or _environment_proxy():
         return LeanBuildClient(timeout=timeout, **kwargs)
     transport = UpstreamTransport(ssl_context=httpx2.create_ssl_context(), limits=limits)
     return LeanBuildClient(timeout=timeout, transport=transport, **kwargs)

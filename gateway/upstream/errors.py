@@ -119,6 +119,27 @@ def as_transport_error(exc: BaseException) -> TransportError | None:
     if library is None:
         return None
     original, ours = library
-    translated = ours(str(original) or type(original).__name__)
+    text = str(original) or type(original).__name__
+    origin = origin_of(original)
+    if origin is not None and origin not in text:
+        text = f"{text} ({origin})"  # the library's message often says not where
+    translated = ours(text)
     translated.__cause__ = original
     return translated
+
+
+def origin_of(exc: BaseException) -> str | None:
+    """``scheme://host:port`` of the request a library error along ``exc``'s causes was
+    for (the library's own message often names none); for the log, never for clients."""
+    seen: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if seen is None:
+            return None
+        if isinstance(seen, httpx2.RequestError):
+            try:
+                url = seen.request.url
+            except RuntimeError:  # raised without its request
+                return None
+            return f"{url.scheme}://{url.host}:{url.port or ''}"
+        seen = seen.__cause__
+    return None

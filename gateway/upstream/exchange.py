@@ -17,19 +17,40 @@ is the expensive alternative.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 
 from gateway.upstream.errors import ProtocolError, ReadTimeout, TransportError
 
-if TYPE_CHECKING:
-    from gateway.upstream.connection import Connection
-
 HIGH_WATER_BYTES = 256 * 1024
 
 # Responses that never have a body, whatever their headers say.
 _NO_BODY_STATUS = frozenset({204, 304})
+
+
+class Link(Protocol):
+    """What an exchange needs of the connection it runs on.
+
+    :class:`gateway.upstream.connection.Connection` is the one implementation;
+    naming only this keeps the dependency one way (connection -> exchange).
+    """
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def origin(self) -> object: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def fail(self, error: TransportError) -> None: ...
+
+    def finish(self, exchange: Exchange, *, reusable: bool) -> None: ...
 
 
 class Exchange:
@@ -67,7 +88,7 @@ class Exchange:
     )
 
     def __init__(
-        self, connection: Connection, read_timeout: float | None, *, head_only: bool = False
+        self, connection: Link, read_timeout: float | None, *, head_only: bool = False
     ) -> None:
         self._connection = connection
         self._loop = connection.loop

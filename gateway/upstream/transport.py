@@ -5,8 +5,8 @@ mapping, timeouts per request) and hand the finished ``httpx2.Request`` to
 :class:`UpstreamTransport`, which replaces httpcore2's pool, h11 and the anyio
 stream underneath: the part that costs most per streamed chunk. A response it
 returns carries its :class:`~gateway.upstream.exchange.Exchange` in
-``response.extensions``, which is how :func:`gateway.upstream.body_reader` and
-the abort path find it.
+``response.extensions``, which is how :mod:`gateway.upstream.stream` (and
+nothing outside this package) finds it for the fast path.
 """
 
 from __future__ import annotations

@@ -168,11 +168,16 @@ LIMITS = {
 }
 
 
+@pytest.mark.parametrize("transport", ["gateway", "httpx2"])
 @pytest.mark.parametrize("limit", sorted(LIMITS))
 @pytest.mark.parametrize("wire", WIRES, ids=_ids)
-async def test_a_trickling_upstream_is_cut_off_by_the_router(wire: Wire, limit: str) -> None:
+async def test_a_trickling_upstream_is_cut_off_by_the_router(
+    wire: Wire, limit: str, transport: str
+) -> None:
     async with trickling(wire) as (fake, server):
-        settings = load_settings(timeouts=LIMITS[limit], **wire.settings(server.url))
+        settings = load_settings(
+            timeouts=LIMITS[limit], upstream_transport=transport, **wire.settings(server.url)
+        )
         registry = ProviderRegistry(settings)
         router = Router(settings, registry)
         request = ChatRequest(wire.model, (ChatMessage("user", "Hi"),))

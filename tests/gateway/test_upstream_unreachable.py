@@ -41,10 +41,13 @@ def dead(provider: str) -> tuple[str, str, dict[str, Any]]:
     return f"{provider}/{model}", port, settings(f"http://127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize("transport", ["gateway", "httpx2"])
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
-async def test_refused_is_upstream_unavailable_for_every_provider(provider: str) -> None:
+async def test_refused_is_upstream_unavailable_for_every_provider(
+    provider: str, transport: str
+) -> None:
     model, port, overrides = dead(provider)
-    settings = load_settings(retry=ONE_ATTEMPT, **overrides)
+    settings = load_settings(retry=ONE_ATTEMPT, upstream_transport=transport, **overrides)
     registry = ProviderRegistry(settings)
     router = Router(settings, registry)
     request = ChatRequest(model.split("/", 1)[1], (ChatMessage("user", "Hi"),))

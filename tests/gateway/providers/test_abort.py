@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.providers._abort import SocketAborter
 from gateway.providers.base import Abortable, ChatMessage, ChatRequest, Provider, TextDelta
+from gateway.upstream.stream import SocketAborter
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.gateway.providers.test_anthropic import anthropic_fake
 from tests.gateway.providers.test_ollama import ollama
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 SLOW = Scenario(tokens=[f" t{i}" for i in range(100)], delay_s=0.05)
 
-Fake = Callable[[], contextlib.AbstractAsyncContextManager[tuple[FakeUpstream, Any]]]
+Fake = Callable[..., contextlib.AbstractAsyncContextManager[tuple[FakeUpstream, Any]]]
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "ollama": "llama3.2"}
 FAKES: dict[str, Fake] = {"openai": openai_fake, "anthropic": anthropic_fake, "ollama": ollama}
 
@@ -48,9 +48,15 @@ def _request(provider: str) -> ChatRequest:
     return ChatRequest(model=MODELS[provider], messages=(ChatMessage("user", "Hi"),))
 
 
+# Both paths behind the one upstream stream interface: the gateway's own transport,
+# and httpx2's default transport (its fallback, under a proxy).
+TRANSPORTS = pytest.mark.parametrize("transport", ["gateway", "httpx2"])
+
+
+@TRANSPORTS
 @pytest.mark.parametrize("name", sorted(FAKES))
-async def test_abort_disconnects_upstream_inside_the_block(name: str) -> None:
-    async with FAKES[name]() as (upstream, provider):
+async def test_abort_disconnects_upstream_inside_the_block(name: str, transport: str) -> None:
+    async with FAKES[name](upstream_transport=transport) as (upstream, provider):
         upstream.queue(SLOW)
         p: Provider = provider
         async with p.stream(_request(name)) as events:
@@ -72,9 +78,10 @@ async def test_abort_disconnects_upstream_inside_the_block(name: str) -> None:
     assert record.chunks_sent < len(SLOW.tokens)
 
 
+@TRANSPORTS
 @pytest.mark.parametrize("name", sorted(FAKES))
-async def test_leaving_the_block_after_abort_raises_nothing(name: str) -> None:
-    async with FAKES[name]() as (upstream, provider):
+async def test_leaving_the_block_after_abort_raises_nothing(name: str, transport: str) -> None:
+    async with FAKES[name](upstream_transport=transport) as (upstream, provider):
         upstream.queue(SLOW)
         p: Provider = provider
         async with p.stream(_request(name)) as events:

@@ -241,7 +241,7 @@ async def test_failures_map_to_httpx2_errors_and_leave_nothing_open() -> None:
         assert transport.pool.open_connections == 0
 
 
-async def test_a_read_timeout_reaches_a_body_reader_as_a_transport_error() -> None:
+async def test_a_read_timeout_reaches_a_stream_reader_as_a_transport_error() -> None:
     async def silent_after_headers(peer: Peer) -> None:
         await peer.request()
         await peer.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
@@ -252,14 +252,14 @@ async def test_a_read_timeout_reaches_a_body_reader_as_a_transport_error() -> No
         client(read=0.2) as (http, _),
         http.stream("GET", server.url) as reply,
     ):
-        read = upstream.body_reader(reply)
+        read = upstream.adopt(reply).read
         assert await read() == b"abc"
         with anyio.fail_after(3), pytest.raises(upstream.errors.ReadTimeout) as caught:
             await read()
     assert caught.value.timed_out
 
 
-async def test_body_reader_decodes_a_compressed_body_and_reads_large_ones_whole() -> None:
+async def test_the_stream_decodes_a_compressed_body_and_reads_large_ones_whole() -> None:
     text = b"".join(b"line %d\n" % i for i in range(100_000))  # ~800 KB: pauses reading
 
     async def script(peer: Peer) -> None:
@@ -271,11 +271,11 @@ async def test_body_reader_decodes_a_compressed_body_and_reads_large_ones_whole(
 
     async with raw_server(script) as server, client() as (http, _):
         async with http.stream("GET", server.url) as reply:
-            read = upstream.body_reader(reply)
+            read = upstream.adopt(reply).read
             assert await read() == b"compressed\n"
             assert await read() == b""
         async with http.stream("GET", server.url) as reply:
-            read = upstream.body_reader(reply)
+            read = upstream.adopt(reply).read
             pieces = []
             while piece := await read():
                 pieces.append(piece)
@@ -294,13 +294,15 @@ async def test_abort_closes_the_connection_at_once() -> None:
 
     async with raw_server(script) as server, client() as (http, transport):
         async with http.stream("GET", server.url) as reply:
-            exchange = upstream.exchange_of(reply)
-            assert exchange is not None
-            exchange.abort()
+            stream = upstream.adopt(reply)
+            stream.abort()
             with anyio.fail_after(2):
                 await seen_close.wait()
+            with pytest.raises(upstream.TransportError):  # after what was buffered
+                while await stream.read():
+                    pass
         assert transport.pool.open_connections == 0
-        exchange.abort()  # after the close: harmless
+        stream.abort()  # after the close: harmless
 
 
 async def test_an_environment_proxy_keeps_httpx2s_own_transport(
