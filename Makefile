@@ -73,8 +73,16 @@ endif
 bench: $(BIN)/activate
 	$(BIN)/python -m bench $(ARGS)
 
+# The protocol's JSON Schema, and the web demo client's TypeScript types generated from it
+# (a web-demo test fails when they drift apart).
 schema: $(BIN)/activate
 	$(BIN)/python -m gateway.ws.schema > docs/protocol.schema.json
+ifneq ($(NPM),)
+	$(MAKE) web-demo/node_modules/.package-lock.json
+	cd web-demo && npm run --silent gen:types
+else
+	@echo "Node.js not found: web-demo/src/client/protocol.gen.ts NOT regenerated (run 'npm run gen:types' in web-demo/)"
+endif
 
 # Re-resolve after editing pyproject.toml: existing pins are kept, new packages get the
 # newest versions that fit. The runtime lock is constrained by the dev lock, so both

@@ -1,0 +1,1 @@
+export function renderProtocolTypes(schema: unknown): Promise<string>;
