@@ -115,9 +115,17 @@ export interface SessionCreated {
 }
 export interface Limits {
   max_concurrent_responses: number;
+  /**
+   * Refill rate of the bucket that response.create, response.resume and session.update spend (response.cancel and ping never do).
+   */
   messages_per_second: number;
   message_burst: number;
   max_message_bytes: number;
+  /**
+   * Ceiling for all messages together; going over it closes the socket 1008 and cancels its running responses.
+   */
+  flood_messages_per_second: number;
+  flood_message_burst: number;
 }
 export interface ResponseCreated {
   type: "response.created";
@@ -160,10 +168,22 @@ export interface ErrorBody {
   code: string;
   message: string;
   param?: string | null;
+  /**
+   * The request_id of the message this error refuses (or of the failed response), whenever that message carried one; null only when it had none or was not read (message_too_big, binary frames).
+   */
   request_id?: string | null;
+  /**
+   * Likewise, the response_id the refused message named.
+   */
   response_id?: string | null;
+  /**
+   * The refused message's event_id.
+   */
   event_id?: string | null;
   retryable: boolean;
+  /**
+   * Present when the server knows how long to wait: always on rate_limited.
+   */
   retry_after_ms?: number | null;
 }
 export interface ErrorFrame {
