@@ -111,9 +111,9 @@ export interface SessionCreated {
   heartbeat_interval_ms: number;
   max_message_bytes: number;
   resume_window_ms: number;
-  limits: Limits;
+  limits: SessionLimits;
 }
-export interface Limits {
+export interface SessionLimits {
   max_concurrent_responses: number;
   /**
    * Refill rate of the bucket that response.create, response.resume and session.update spend (response.cancel and ping never do).
