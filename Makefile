@@ -36,6 +36,7 @@ test: lint typecheck unit web-test
 lint: $(BIN)/activate
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/activate
 	$(BIN)/mypy
