@@ -219,7 +219,8 @@ async def test_a_trickling_upstream_ends_an_sse_answer_with_upstream_timeout(wir
         for line in response.text.splitlines()
         if line.startswith("data: ")
     ]
-    chunks = [orjson.loads(e) for e in events if e != "[DONE]"]
+    assert events[-1] == "[DONE]"  # the in-band error, then the end of the stream
+    chunks = [orjson.loads(e) for e in events[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
     assert text == "Hi"
     assert chunks[-1]["error"]["code"] == "upstream_timeout"
