@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from gateway.errors import AgentNotFound, RequestTooLarge, ValidationFailed
-from gateway.providers.base import ChatMessage, ChatParams, ChatRequest
+from gateway.providers.base import ChatMessage, ChatOptions, ChatParams, ChatRequest
 from gateway.router import Route, Router
 from gateway.settings import AgentConfig, Settings
 
@@ -65,6 +65,7 @@ class Orchestrator:
         model: str | None = None,
         agent: str | None = None,
         params: ChatParams | None = None,
+        options: ChatOptions | None = None,
     ) -> Prepared:
         """Resolve agent -> model -> route. Raises AgentNotFound / ModelNotFound / ValidationFailed.
 
@@ -84,7 +85,7 @@ class Orchestrator:
         full = tuple(messages)
         if preset is not None and preset.instructions:
             full = (ChatMessage("system", preset.instructions), *full)
-        return Prepared(route, ChatRequest(chosen, full, merged), agent)
+        return Prepared(route, ChatRequest(chosen, full, merged, options or ChatOptions()), agent)
 
     def _check_size(self, messages: Sequence[ChatMessage]) -> None:
         """Refuse requests whose cost is out of proportion before anything is sent upstream."""

@@ -37,6 +37,7 @@ import structlog
 from gateway.circuit import CircuitBreakers
 from gateway.errors import (
     ModelNotFound,
+    UnsupportedParameter,
     UpstreamBadRequest,
     UpstreamError,
     UpstreamTimeout,
@@ -48,6 +49,7 @@ from gateway.providers.base import (
     Provider,
     StreamEvent,
     abort_stream,
+    check_request,
 )
 from gateway.settings import Settings
 
@@ -261,7 +263,7 @@ class _StreamContext:
         router = self._router
         deadline = router._clock() + router._total_s
         target, opened = await router._deliver(
-            self._route, self._request, deadline, router._open_stream
+            self._route, self._request, deadline, router._open_stream, streamed=True
         )
         self._inner = opened.context
         self._stream = RoutedStream(
@@ -415,7 +417,7 @@ class Router:
     async def complete(self, route: Route, request: ChatRequest) -> tuple[Target, Completion]:
         """One non-streamed answer, with the same retry and fallback policy as streams."""
         deadline = self._clock() + self._total_s
-        return await self._deliver(route, request, deadline, self._complete_once)
+        return await self._deliver(route, request, deadline, self._complete_once, streamed=False)
 
     async def _deliver(
         self,
@@ -423,8 +425,15 @@ class Router:
         request: ChatRequest,
         deadline: float,
         attempt: Callable[[Provider, ChatRequest, float], Awaitable[_T]],
+        *,
+        streamed: bool,
     ) -> tuple[Target, _T]:
-        """Try each target in turn; raise the last upstream error if all fail."""
+        """Try each target in turn; raise the last upstream error if all fail.
+
+        Each target is first checked for what it can honour: the primary's refusal is
+        the answer (:class:`UnsupportedParameter`); a fallback that would refuse is
+        skipped, since answering without a parameter would answer another question.
+        """
         last: UpstreamError | None = None
         max_attempts = self._retry.max_attempts
         for index, target in enumerate(route.targets):
@@ -439,6 +448,15 @@ class Router:
                 )
             provider = self._providers.get(target.provider)
             per_target = replace(request, model=target.model)
+            try:
+                check_request(provider, per_target, streamed=streamed)
+            except UnsupportedParameter as refusal:
+                if last is None:
+                    raise
+                _log.warning(
+                    "upstream_fallback_skipped", target=target.qualified, param=refusal.param
+                )
+                continue
             for number in range(1, max_attempts + 1):
                 remaining = deadline - self._clock()
                 if remaining <= 0:

@@ -1,52 +1,51 @@
 """The OpenAI chat completion request, validated once at the edge.
 
-Unknown fields are ignored, as OpenAI's own API does for fields it does not use
-here (``n``, ``tools``, ``user``...). ``agent`` is the gateway's extension.
+Messages, tools, tool choice and output format are the shared models of
+:mod:`gateway.chat_input` (the WebSocket takes the same). Every parameter of the
+OpenAI API is either carried to the provider -- which refuses what it cannot
+honour (``unsupported_parameter``) -- or, for the few the gateway cannot carry at
+all (:data:`_NOT_CARRIED`), refused here when set. Other unknown top-level fields
+are ignored as before. ``agent`` is the gateway's extension.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from gateway import client_json
-from gateway.errors import ValidationFailed
-from gateway.providers.base import ChatMessage, ChatParams
+from gateway.chat_input import (
+    MessageIn,
+    ResponseFormatIn,
+    ToolChoiceIn,
+    ToolIn,
+    to_messages,
+    to_options,
+)
+from gateway.errors import UnsupportedParameter, ValidationFailed
+from gateway.providers.base import ChatMessage, ChatOptions, ChatParams
+
+# OpenAI parameters no provider path of the gateway carries: refused when set, so a
+# client never gets an answer to a different question than the one it asked.
+_NOT_CARRIED = (
+    "functions",
+    "function_call",
+    "logit_bias",
+    "audio",
+    "modalities",
+    "prediction",
+    "web_search_options",
+    "metadata",
+    "store",
+    "service_tier",
+    "verbosity",
+)
 
 _MAX_REPORTED_ERRORS = 3
 
 _Body = TypeVar("_Body", bound=BaseModel)
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str
-
-    @field_validator("content", mode="before")
-    @classmethod
-    def _join_text_parts(cls, value: Any) -> Any:
-        """``[{"type": "text", "text": ...}, ...]`` -> one string (only text parts exist here)."""
-        if not isinstance(value, list):
-            return value
-        texts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise ValueError("only content parts of type 'text' are supported")
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise ValueError("a text content part needs a string 'text'")
-            texts.append(text)
-        return "".join(texts)
-
-    def to_chat(self) -> ChatMessage:
-        # OpenAI's newer "developer" role is the system role for every other provider.
-        role: Literal["system", "user", "assistant"] = (
-            "system" if self.role == "developer" else self.role
-        )
-        return ChatMessage(role, self.content)
 
 
 class _StreamOptions(BaseModel):
@@ -59,7 +58,7 @@ class ChatCompletionBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = Field(None, min_length=1)
-    messages: list[_Message] = Field(min_length=1)
+    messages: list[MessageIn] = Field(min_length=1)
     stream: bool = False
     stream_options: _StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
@@ -68,6 +67,18 @@ class ChatCompletionBody(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     agent: str | None = Field(None, min_length=1)
+    tools: list[ToolIn] | None = None
+    tool_choice: ToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
+    seed: int | None = None
+    user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    n: int | None = Field(None, ge=1, le=128)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -81,7 +92,23 @@ class ChatCompletionBody(BaseModel):
         return self.stream_options is not None and self.stream_options.include_usage
 
     def chat_messages(self) -> list[ChatMessage]:
-        return [m.to_chat() for m in self.messages]
+        return to_messages(self.messages)
+
+    def options(self) -> ChatOptions:
+        return to_options(
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            response_format=self.response_format,
+            seed=self.seed,
+            user=self.user,
+            logprobs=self.logprobs,
+            top_logprobs=self.top_logprobs,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            n=self.n,
+            reasoning_effort=self.reasoning_effort,
+        )
 
     def params(self) -> ChatParams:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -94,13 +121,22 @@ class ChatCompletionBody(BaseModel):
 
 
 def parse_body(raw: bytes) -> ChatCompletionBody:
-    """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field."""
-    return parse_json_body(raw, ChatCompletionBody)
+    """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field,
+    UnsupportedParameter (400) for an OpenAI parameter the gateway cannot carry."""
+    data = client_json.loads(raw, what="the request body")
+    if isinstance(data, dict):
+        for name in _NOT_CARRIED:
+            if data.get(name) not in (None, False, [], {}, ["text"], "auto"):
+                raise UnsupportedParameter(f"'{name}' is not supported by this gateway", param=name)
+    return _validate(data, ChatCompletionBody)
 
 
 def parse_json_body(raw: bytes, model: type[_Body]) -> _Body:
     """A JSON request body as ``model``: the HTTP API's one way of reporting bad bodies."""
-    data = client_json.loads(raw, what="the request body")
+    return _validate(client_json.loads(raw, what="the request body"), model)
+
+
+def _validate(data: object, model: type[_Body]) -> _Body:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -108,8 +144,8 @@ def parse_json_body(raw: bytes, model: type[_Body]) -> _Body:
 
 
 def _validation_failed(exc: ValidationError) -> ValidationFailed:
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    params = [_param(err["loc"]) for err in errors]
+    errors = exc.errors(include_input=False, include_url=False)
+    params = [_param(_loc(err)) for err in errors]
     described = [
         f"{param}: {err['msg']}" if param else err["msg"]
         for param, err in zip(params, errors, strict=True)
@@ -118,6 +154,30 @@ def _validation_failed(exc: ValidationError) -> ValidationFailed:
     if len(described) > _MAX_REPORTED_ERRORS:
         message += f" (and {len(described) - _MAX_REPORTED_ERRORS} more)"
     return ValidationFailed(message, param=params[0] or None)
+
+
+def _loc(err: ErrorDetails) -> tuple[int | str, ...]:
+    """The error's location without the tags pydantic puts in for tagged unions
+    (``messages.0.user.content`` -> ``messages.0.content``), and with the tag field
+    named when the tag itself is wrong (``messages.0`` -> ``messages.0.role``)."""
+    loc = err["loc"]
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+        return (*loc, tag) if tag else loc
+    kept: list[int | str] = []
+    for i, part in enumerate(loc):
+        after_index = i and (isinstance(loc[i - 1], int) or part == loc[i - 1])
+        if isinstance(part, str) and after_index and part in _TAGS:
+            continue
+        if isinstance(part, str) and ("[" in part or "'" in part):
+            continue  # a union member's name (``literal['auto','none']``)
+        kept.append(part)
+    return tuple(kept)
+
+
+_TAGS = frozenset(
+    {"system", "developer", "user", "assistant", "tool", "text", "image_url", "json_schema"}
+)
 
 
 def _param(loc: tuple[int | str, ...]) -> str:

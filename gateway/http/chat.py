@@ -21,7 +21,7 @@ from gateway.http._body import read_body
 from gateway.http._chat_request import parse_body
 from gateway.http._responses import JSON
 from gateway.http._stream import ChatStreamResponse
-from gateway.providers.base import ChatMessage, Completion
+from gateway.providers.base import ChatMessage, Choice, Completion
 from gateway.services import Services, services_of
 from gateway.telemetry import ChatSummary
 
@@ -57,7 +57,11 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         summary.prompt = _last_user_text(messages)
     try:
         prepared = services.orchestrator.prepare(
-            messages=messages, model=body.model, agent=body.agent, params=body.params()
+            messages=messages,
+            model=body.model,
+            agent=body.agent,
+            params=body.params(),
+            options=body.options(),
         )
         principal.check_model(prepared.route)
     except GatewayError as err:
@@ -109,19 +113,33 @@ def _completion_object(completion_id: str, model: str, completion: Completion) -
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": completion.finish_reason,
-            }
-        ],
+        "choices": [_choice_object(i, c) for i, c in enumerate(completion.choices)],
         "usage": {
             "prompt_tokens": prompt,
             "completion_tokens": output,
             "total_tokens": prompt + output,
         },
+    }
+
+
+def _choice_object(index: int, choice: Choice) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": choice.text, "refusal": None}
+    if choice.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in choice.tool_calls
+        ]
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning  # as compatible servers name it
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": choice.logprobs,
+        "finish_reason": choice.finish_reason,
     }
 
 

@@ -7,6 +7,13 @@ benchmarks a provider whose output is known in advance. Three models:
 - ``lorem``: lorem-ipsum tokens, ``max_tokens`` of them (64 by default).
 - ``triage``: a rule-based ITSM ticket triage, so the ``ticket-triage`` agent
   demo reads sensibly without a language model.
+- ``tools``: a deterministic tool-calling model. Given tools, it calls one (the
+  one ``tool_choice`` names, else the first) with the last user message as the
+  argument its schema lists first (``query`` if none), streamed in pieces; on the
+  next turn, with the tool results in the conversation, it answers from them.
+
+Every model is deterministic, so ``seed`` is honoured trivially; only ``tools``
+takes tools; images and the other options are refused (:meth:`DemoProvider.check`).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from dataclasses import dataclass
 from itertools import cycle, islice
 
 import anyio
+import orjson
 
 from gateway.errors import ModelNotFound
+from gateway.providers._support import Support
 from gateway.providers.base import (
     ChatMessage,
     ChatRequest,
@@ -27,8 +36,12 @@ from gateway.providers.base import (
     Finish,
     FinishReason,
     ModelInfo,
+    NamedTool,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 from gateway.settings import Settings
@@ -56,6 +69,22 @@ class _Script:
     tokens: list[str]
     reason: FinishReason
     input_tokens: int
+    calls: tuple[_Call, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class _Call:
+    id: str
+    name: str
+    pieces: tuple[str, ...]  # the JSON arguments, as streamed
+
+
+_SUPPORT = Support(_NAME, options=frozenset({"seed", "user"}), images=False)
+_TOOLS_SUPPORT = Support(
+    _NAME,
+    options=frozenset({"tools", "tool_choice", "parallel_tool_calls", "seed", "user"}),
+    images=False,
+)
 
 
 class DemoProvider:
@@ -65,6 +94,10 @@ class DemoProvider:
     @property
     def name(self) -> str:
         return _NAME
+
+    def check(self, request: ChatRequest, *, streamed: bool) -> None:
+        support = _TOOLS_SUPPORT if request.model == "tools" else _SUPPORT
+        support.check(request, streamed=streamed)
 
     @asynccontextmanager
     async def stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[StreamEvent]]:
@@ -81,8 +114,9 @@ class DemoProvider:
         return Completion(
             text="".join(script.tokens),
             finish_reason=script.reason,
-            usage=Usage(script.input_tokens, len(script.tokens)),
+            usage=Usage(script.input_tokens, len(script.tokens) + len(script.calls)),
             model=request.model,
+            tool_calls=tuple(ToolCall(c.id, c.name, "".join(c.pieces)) for c in script.calls),
         )
 
     async def list_models(self) -> list[ModelInfo]:
@@ -103,7 +137,14 @@ class DemoProvider:
             if delay and index:
                 await anyio.sleep(delay)
             yield TextDelta(token)
-        yield Finish(script.reason, Usage(script.input_tokens, len(script.tokens)))
+        for index, call in enumerate(script.calls):
+            yield ToolCallStart(index, call.id, call.name)
+            for piece in call.pieces:
+                if delay:
+                    await anyio.sleep(delay)
+                yield ToolCallDelta(index, piece)
+        output = len(script.tokens) + len(script.calls)
+        yield Finish(script.reason, Usage(script.input_tokens, output))
 
 
 def _script(request: ChatRequest) -> _Script:
@@ -113,9 +154,11 @@ def _script(request: ChatRequest) -> _Script:
             f"demo model '{request.model}' does not exist (available: {', '.join(_MODELS)})",
             param="model",
         )
+    input_tokens = sum(len(m.text.split()) for m in request.messages)
+    if request.model == "tools":
+        return _tools(request, input_tokens)
     build, _ = entry
     tokens, reason = build(request)
-    input_tokens = sum(len(m.text.split()) for m in request.messages)
     return _Script(tokens, reason, input_tokens)
 
 
@@ -196,6 +239,42 @@ def _triage(request: ChatRequest) -> tuple[list[str], FinishReason]:
     return _tokens(text), "stop"
 
 
+# --- tools ------------------------------------------------------------------------
+
+
+def _tools(request: ChatRequest, input_tokens: int) -> _Script:
+    messages = request.messages
+    results = []
+    for message in reversed(messages):
+        if message.role != "tool":
+            break
+        results.append(message)
+    if results:
+        names = {c.id: c.name for m in messages for c in m.tool_calls}
+        lines = [
+            f"{names.get(r.tool_call_id or '', 'the tool')} returned: {r.text}"
+            for r in reversed(results)
+        ]
+        return _Script(_tokens("\n".join(lines)), "stop", input_tokens)
+    options = request.options
+    tools = options.tools
+    choice = options.tool_choice
+    if not tools or choice == "none":
+        text = "No tool to call. Give me tools and I will call one with your message."
+        return _Script(_tokens(text), "stop", input_tokens)
+    tool = tools[0]
+    if isinstance(choice, NamedTool):
+        tool = next((t for t in tools if t.name == choice.name), tool)
+    properties = (tool.parameters or {}).get("properties")
+    argument = next(iter(properties), "query") if isinstance(properties, dict) else "query"
+    arguments = orjson.dumps({argument: _last_user_message(messages)}).decode()
+    # Pieces of at most 8 characters: a real model's fragments are as short.
+    pieces = tuple(arguments[i : i + 8] for i in range(0, len(arguments), 8))
+    turn = sum(len(m.tool_calls) for m in messages)
+    call = _Call(f"call_demo_{turn}", tool.name, pieces)
+    return _Script([], "tool_calls", input_tokens, (call,))
+
+
 _Builder = Callable[[ChatRequest], tuple[list[str], FinishReason]]
 _MODELS: dict[str, tuple[_Builder, str]] = {
     "echo": (_echo, "Demo model (offline): streams your last message back word by word."),
@@ -203,5 +282,10 @@ _MODELS: dict[str, tuple[_Builder, str]] = {
     "triage": (
         _triage,
         "Demo model (offline): rule-based ITSM ticket triage (summary, category, priority).",
+    ),
+    "tools": (
+        _echo,  # unused: tools has its own script builder
+        "Demo model (offline): calls the first tool given with your message as its "
+        "argument, then answers from the tool's result.",
     ),
 }

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from gateway import client_json
+from gateway.chat_input import MessageIn, ResponseFormatIn, ToolChoiceIn, ToolIn
 from gateway.errors import GatewayError, InvalidMessage, UnknownMessageType, ValidationFailed
 
 PROTOCOL = "chat-gateway.v1"
@@ -38,11 +39,6 @@ class _Part(BaseModel):
 
 
 # --- client -> server ---------------------------------------------------------------
-
-
-class WireChatMessage(_Part):
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 class WireParams(_Part):
@@ -69,13 +65,19 @@ class ResponseCreate(_Inbound):
 
     type: Literal["response.create"]
     request_id: _Id
-    messages: list[WireChatMessage] = Field(min_length=1)
+    messages: list[MessageIn] = Field(
+        min_length=1, description="OpenAI chat messages: text and image parts, tool calls, results."
+    )
     model: _Id | None = None
     agent: _Id | None = None
     conversation_id: _Id | None = Field(
         None, description="At most one running response per conversation."
     )
     params: WireParams | None = None
+    tools: list[ToolIn] | None = Field(None, description="Functions the model may call.")
+    tool_choice: ToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
 
 
 class ResponseCancel(_Inbound):

@@ -25,6 +25,7 @@ import structlog
 
 from gateway.agents import Orchestrator
 from gateway.auth import Principal
+from gateway.chat_input import to_messages, to_options
 from gateway.errors import (
     GatewayError,
     InvalidMessage,
@@ -32,7 +33,7 @@ from gateway.errors import (
     RateLimited,
     ResponseNotFound,
 )
-from gateway.providers.base import ChatMessage, ChatParams
+from gateway.providers.base import ChatParams
 from gateway.relay import Relay
 from gateway.router import Router
 from gateway.settings import Settings
@@ -258,10 +259,16 @@ class SocketProtocol:
         )
         summary.extra["session_id"] = self.session.id
         prepared = self._orchestrator.prepare(
-            messages=[ChatMessage(m.role, m.content) for m in message.messages],
+            messages=to_messages(message.messages),
             model=model,
             agent=agent,
             params=_chat_params(self._params, message.params),
+            options=to_options(
+                tools=message.tools,
+                tool_choice=message.tool_choice,
+                parallel_tool_calls=message.parallel_tool_calls,
+                response_format=message.response_format,
+            ),
         )
         self._caller.check_model(prepared.route)
         summary.model = prepared.route.requested_model

@@ -131,11 +131,27 @@ async def _events(record: RequestRecord, scenario: Scenario, model: str) -> Asyn
         yield _delta(index, {"type": "text_delta", "text": scenario.tokens[position]})
         record.chunks_sent += 1
     yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    for number, call in enumerate(scenario.tool_calls):
+        # Each call is its own block after the text: input {} at the start, then the
+        # JSON text in input_json_delta fragments (the first one empty, as the API does).
+        index += 1
+        block = {
+            "type": "tool_use",
+            "id": _call_id(call.id, number),
+            "name": call.name,
+            "input": {},
+        }
+        yield _block_start(index, block)
+        yield _delta(index, {"type": "input_json_delta", "partial_json": ""})
+        for piece in call.arguments:
+            yield _delta(index, {"type": "input_json_delta", "partial_json": piece})
+            record.chunks_sent += 1
+        yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
     yield _event(
         "message_delta",
         {
             "type": "message_delta",
-            "delta": {"stop_reason": scenario.finish_reason or "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": _stop_reason(scenario), "stop_sequence": None},
             "usage": {"output_tokens": output_tokens},
         },
     )
@@ -149,8 +165,19 @@ def _message(record: RequestRecord, model: str, scenario: Scenario) -> dict[str,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": "".join(scenario.tokens)}],
-        "stop_reason": scenario.finish_reason or "end_turn",
+        "content": [
+            {"type": "text", "text": "".join(scenario.tokens)},
+            *(
+                {
+                    "type": "tool_use",
+                    "id": _call_id(call.id, number),
+                    "name": call.name,
+                    "input": orjson.loads(call.whole_arguments or "{}"),
+                }
+                for number, call in enumerate(scenario.tool_calls)
+            ),
+        ],
+        "stop_reason": _stop_reason(scenario),
         "stop_sequence": None,
         "usage": {
             "input_tokens": input_tokens,
@@ -159,6 +186,14 @@ def _message(record: RequestRecord, model: str, scenario: Scenario) -> dict[str,
             "cache_read_input_tokens": 0,
         },
     }
+
+
+def _stop_reason(scenario: Scenario) -> str:
+    return scenario.finish_reason or ("tool_use" if scenario.tool_calls else "end_turn")
+
+
+def _call_id(given: str | None, number: int) -> str:
+    return given or f"toolu_fake{number:02d}"
 
 
 def _block_start(index: int, block: dict[str, Any]) -> bytes:

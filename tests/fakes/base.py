@@ -19,6 +19,19 @@ _ids = itertools.count(1)
 
 
 @dataclass
+class FakeToolCall:
+    """A tool call the fake model makes: ``arguments`` are the JSON text's streamed pieces."""
+
+    name: str
+    arguments: list[str]
+    id: str | None = None  # the provider's call id (made up from the index when None)
+
+    @property
+    def whole_arguments(self) -> str:
+        return "".join(self.arguments)
+
+
+@dataclass
 class Scenario:
     """How the fake answers one request. Fields combine; unused ones are ignored.
 
@@ -36,6 +49,8 @@ class Scenario:
     - ``ping``: send the provider's keep-alive (SSE ``: ping`` comment / ``ping`` event)
       before every chunk.
     - ``thinking``: reasoning pieces streamed before the answer (Anthropic thinking block).
+    - ``tool_calls``: calls made after the text, each in the provider's own wire format
+      (finish reason then defaults to the provider's "tool calls" reason).
     """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
@@ -51,6 +66,7 @@ class Scenario:
     retry_after_ms: str | None = None
     ping: bool = False
     thinking: list[str] = field(default_factory=list)
+    tool_calls: list[FakeToolCall] = field(default_factory=list)
 
     def usage_counts(self, prompt_tokens: int = 7) -> tuple[int, int]:
         return self.usage if self.usage is not None else (prompt_tokens, len(self.tokens))

@@ -70,6 +70,12 @@ async def _lines(record: RequestRecord, scenario: Scenario, model: str) -> Async
             await anyio.sleep(scenario.delay_s)
         yield _line(_chunk(model, scenario.tokens[index]))
         record.chunks_sent += 1
+    if scenario.tool_calls:
+        # Whole calls, arguments as objects, no ids: all of them in one message line.
+        line = _chunk(model, "")
+        line["message"]["tool_calls"] = _tool_calls(scenario)
+        yield _line(line)
+        record.chunks_sent += 1
     yield _line(_final(model, scenario))
 
 
@@ -77,7 +83,16 @@ def _complete(record: RequestRecord, scenario: Scenario, model: str) -> Response
     record.finish("completed")
     final = _final(model, scenario)
     final["message"]["content"] = "".join(scenario.tokens)
+    if scenario.tool_calls:
+        final["message"]["tool_calls"] = _tool_calls(scenario)
     return _json(final)
+
+
+def _tool_calls(scenario: Scenario) -> list[dict[str, Any]]:
+    return [
+        {"function": {"name": call.name, "arguments": orjson.loads(call.whole_arguments or "{}")}}
+        for call in scenario.tool_calls
+    ]
 
 
 def _error(scenario: Scenario, model: str) -> Response:
@@ -97,7 +112,7 @@ def _error(scenario: Scenario, model: str) -> Response:
 
 
 def _chunk(model: str, content: str, thinking: str | None = None) -> dict[str, Any]:
-    message = {"role": "assistant", "content": content}
+    message: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking is not None:
         message["thinking"] = thinking
     return {"model": model, "created_at": _now(), "message": message, "done": False}

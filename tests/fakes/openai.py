@@ -52,7 +52,7 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
             if scenario.delay_s:
                 await anyio.sleep(scenario.delay_s * len(scenario.tokens))
             record.finish("completed")
-            return _json(_completion(model, scenario))
+            return _json(_completion(model, scenario, int(body.get("n") or 1)))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return TrackedStream(
             record,
@@ -120,7 +120,20 @@ async def _chunks(
             yield b": ping\n\n"
         yield chunk({"content": scenario.tokens[index]})
         record.chunks_sent += 1
-    yield chunk({}, scenario.finish_reason or "stop")
+    for number, call in enumerate(scenario.tool_calls):
+        # The first piece names the call (empty arguments), then argument fragments
+        # with the index alone, as the API streams them.
+        first = {
+            "index": number,
+            "id": call.id or f"call_fake{number}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        yield chunk({"tool_calls": [first]})
+        for piece in call.arguments:
+            yield chunk({"tool_calls": [{"index": number, "function": {"arguments": piece}}]})
+            record.chunks_sent += 1
+    yield chunk({}, _finish_reason(scenario))
     if include_usage:
         usage_chunk = _chunk_base(ident, created, model, [])
         usage_chunk["usage"] = _usage(scenario)
@@ -140,24 +153,41 @@ def _chunk_base(ident: str, created: int, model: str, choices: list[Any]) -> dic
     }
 
 
-def _completion(model: str, scenario: Scenario) -> dict[str, Any]:
+def _finish_reason(scenario: Scenario) -> str:
+    return scenario.finish_reason or ("tool_calls" if scenario.tool_calls else "stop")
+
+
+def _completion(model: str, scenario: Scenario, n: int = 1) -> dict[str, Any]:
+    text = "".join(scenario.tokens)
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not scenario.tool_calls else None,
+        "refusal": None,
+    }
+    if scenario.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id or f"call_fake{number}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.whole_arguments},
+            }
+            for number, call in enumerate(scenario.tool_calls)
+        ]
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": _FINGERPRINT,
+        # ``n`` choices: the same answer n times, told apart by index.
         "choices": [
             {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": "".join(scenario.tokens),
-                    "refusal": None,
-                },
+                "index": index,
+                "message": message,
                 "logprobs": None,
-                "finish_reason": scenario.finish_reason or "stop",
+                "finish_reason": _finish_reason(scenario),
             }
+            for index in range(n)
         ],
         "usage": _usage(scenario),
     }

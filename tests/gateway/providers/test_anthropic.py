@@ -26,6 +26,7 @@ from gateway.providers.base import (
     Completion,
     Finish,
     ModelInfo,
+    ReasoningDelta,
     TextDelta,
     Usage,
 )
@@ -141,11 +142,17 @@ async def test_stop_reasons_map(native: str, normalised: str) -> None:
     assert events[-1] == Finish(normalised, Usage(7, 1))  # type: ignore[arg-type]
 
 
-async def test_pings_and_thinking_deltas_are_not_text() -> None:
+async def test_pings_are_skipped_and_thinking_deltas_are_reasoning() -> None:
     async with anthropic_fake() as (upstream, provider):
         upstream.queue(Scenario(tokens=["a", "b"], ping=True, thinking=["hmm", "..."]))
         events = await collect(provider)
-    assert events == [TextDelta("a"), TextDelta("b"), Finish("stop", Usage(7, 2))]
+    assert events == [
+        ReasoningDelta("hmm"),
+        ReasoningDelta("..."),
+        TextDelta("a"),
+        TextDelta("b"),
+        Finish("stop", Usage(7, 2)),
+    ]
 
 
 async def test_complete_returns_whole_answer() -> None:

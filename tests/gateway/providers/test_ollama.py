@@ -16,7 +16,15 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.providers.base import ChatMessage, ChatParams, ChatRequest, Finish, TextDelta, Usage
+from gateway.providers.base import (
+    ChatMessage,
+    ChatParams,
+    ChatRequest,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
 from gateway.providers.ollama import OllamaProvider, create
 from gateway.settings import load_settings
 from tests.fakes import FakeUpstream, Scenario, serve
@@ -85,11 +93,11 @@ async def test_length_finish_reason_maps_to_length() -> None:
     assert events[-1].reason == "length"
 
 
-async def test_empty_content_and_thinking_are_skipped() -> None:
+async def test_empty_content_is_skipped_and_thinking_is_reasoning() -> None:
     async with ollama() as (upstream, provider):
         upstream.queue(Scenario(tokens=["", "x", ""], thinking=["hmm", " let me see"]))
         events = await collect(provider)
-    assert events[:-1] == [TextDelta("x")]
+    assert events[:-1] == [ReasoningDelta("hmm"), ReasoningDelta(" let me see"), TextDelta("x")]
 
 
 async def test_complete_returns_whole_answer() -> None:

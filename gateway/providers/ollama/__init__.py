@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -19,25 +20,36 @@ import httpx2
 import orjson
 
 from gateway import upstream
-from gateway.errors import UpstreamError
-from gateway.providers._errors import connection_error, error_for_status
+from gateway.providers._errors import connection_error
 from gateway.providers._sdk import http_client
-from gateway.providers.base import (
-    ChatRequest,
-    Completion,
-    Finish,
-    FinishReason,
-    ModelInfo,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from gateway.providers._support import Support, refuse
+from gateway.providers.base import ChatRequest, Completion, ModelInfo, StreamEvent
+from gateway.providers.ollama import decode
+from gateway.providers.ollama.errors import status_error
+from gateway.providers.ollama.request import build_body
 from gateway.settings import Settings
 
 _NAME = "ollama"
 # Closing a response only closes a socket, but it must neither be skipped by a
 # cancellation nor hang shutdown if the peer misbehaves.
 _CLOSE_TIMEOUT_S = 2.0
+
+
+# Ollama has no tool_choice (only the default "auto") and no way to forbid parallel calls.
+SUPPORT = Support(
+    _NAME,
+    options=frozenset(
+        {
+            "tools",
+            "response_format",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "reasoning_effort",
+        }
+    ),
+    remote_images=False,
+)
 
 
 def create(settings: Settings) -> OllamaProvider:
@@ -56,30 +68,30 @@ class OllamaProvider:
     def name(self) -> str:
         return _NAME
 
+    def check(self, request: ChatRequest, *, streamed: bool) -> None:
+        options = request.options
+        if options.tool_choice not in (None, "auto"):
+            raise refuse(_NAME, "tool_choice", "supports only tool_choice 'auto'")
+        if options.parallel_tool_calls is False:
+            raise refuse(_NAME, "parallel_tool_calls", "cannot turn parallel tool calls off")
+        unchecked = replace(options, tool_choice=None, parallel_tool_calls=None)
+        SUPPORT.check(replace(request, options=unchecked), streamed=streamed)
+
     def stream(self, request: ChatRequest) -> _ChatStream:
-        return _ChatStream(self._client, _chat_body(request, stream=True))
+        return _ChatStream(self._client, build_body(request, stream=True))
 
     async def complete(self, request: ChatRequest) -> Completion:
         try:
             response = await self._client.post(
                 "/api/chat",
-                content=orjson.dumps(_chat_body(request, stream=False)),
+                content=orjson.dumps(build_body(request, stream=False)),
                 headers={"content-type": "application/json"},
             )
         except httpx2.HTTPError as exc:
             raise connection_error(_NAME, exc) from None
         if response.status_code != 200:
-            raise _status_error(response.status_code, response.content, response.headers)
-        data = _parse(response.content)
-        if "error" in data:
-            raise _line_error(data)
-        message = data.get("message") or {}
-        return Completion(
-            text=message.get("content") or "",
-            finish_reason=_finish_reason(data.get("done_reason")),
-            usage=_usage(data),
-            model=data.get("model") or request.model,
-        )
+            raise status_error(response.status_code, response.content, response.headers)
+        return decode.completion(response.content, request.model)
 
     async def list_models(self) -> list[ModelInfo]:
         data = await self._get_tags(timeout_s=None)
@@ -103,8 +115,8 @@ class OllamaProvider:
         except httpx2.HTTPError as exc:
             raise connection_error(_NAME, exc) from None
         if response.status_code != 200:
-            raise _status_error(response.status_code, response.content, response.headers)
-        return _parse(response.content)
+            raise status_error(response.status_code, response.content, response.headers)
+        return decode.parse(response.content)
 
 
 class _ChatStream:
@@ -122,9 +134,8 @@ class _ChatStream:
         self._client = client
         self._body = body
         self._stream: upstream.UpstreamStream | None = None
-        self._lines = upstream.LineDecoder()
-        self._pending: deque[bytes] = deque()
-        self._finished = False
+        self._decoder = decode.StreamDecoder()
+        self._pending: deque[StreamEvent] = deque()
         self._done = False
 
     async def __aenter__(self) -> _ChatStream:
@@ -145,7 +156,7 @@ class _ChatStream:
                 raw = b""
             finally:
                 await _close(stream)
-            raise _status_error(stream.status, raw, stream.headers)
+            raise status_error(stream.status, raw, stream.headers)
         self._stream = stream
         self._read = stream.read
         return self
@@ -168,52 +179,27 @@ class _ChatStream:
             self._stream.abort()
 
     async def __anext__(self) -> StreamEvent:
-        if self._done:
-            raise StopAsyncIteration
-        if self._finished:
-            # Reading to EOF after the done line lets the connection go back to the pool.
-            self._done = True
-            assert self._stream is not None  # iteration only happens inside the block
-            await self._stream.drain()
-            raise StopAsyncIteration
-        while True:
+        pending = self._pending
+        while not pending:
+            if self._done:
+                raise StopAsyncIteration
+            if self._decoder.done:
+                self._done = True
+                self._decoder.raise_error()
+                # Reading to EOF after the done line lets the connection go back to the pool.
+                self._done = True
+                assert self._stream is not None  # iteration only happens inside the block
+                await self._stream.drain()
+                raise StopAsyncIteration
             try:
-                line = await self._next_line()
+                piece = await self._read()
+                pending.extend(self._decoder.feed(piece) if piece else self._decoder.end())
             except upstream.TransportError as exc:
                 self._done = True
                 raise connection_error(_NAME, exc) from None
-            if line is None:
+            except Exception:
                 self._done = True
-                raise UpstreamError(
-                    "ollama stream ended before its done line", provider=_NAME, retryable=True
-                )
-            if not line:
-                continue
-            data = _parse(line)
-            # An error line arrives with HTTP 200 and may also say done: check it first.
-            if "error" in data:
-                self._done = True
-                raise _line_error(data)
-            if data.get("done"):
-                self._finished = True
-                return Finish(_finish_reason(data.get("done_reason")), _usage(data))
-            message = data.get("message")
-            if message:
-                content = message.get("content")
-                if content:
-                    return TextDelta(content)
-
-    async def _next_line(self) -> bytes | None:
-        """The next line of the body; ``None`` at its end."""
-        pending = self._pending
-        while not pending:
-            piece = await self._read()
-            if piece:
-                pending.extend(self._lines.feed(piece))
-                continue
-            pending.extend(self._lines.flush())
-            if not pending:
-                return None
+                raise
         return pending.popleft()
 
 
@@ -222,65 +208,8 @@ async def _close(stream: upstream.UpstreamStream) -> None:
         await stream.aclose()
 
 
-def _chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "stream": stream,
-    }
-    p = request.params
-    options: dict[str, Any] = {}
-    if p.temperature is not None:
-        options["temperature"] = p.temperature
-    if p.top_p is not None:
-        options["top_p"] = p.top_p
-    if p.max_tokens is not None:
-        options["num_predict"] = p.max_tokens
-    if p.stop:
-        options["stop"] = list(p.stop)
-    if options:
-        body["options"] = options
-    return body
-
-
-def _parse(raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("ollama sent invalid JSON", provider=_NAME) from None
-    if not isinstance(data, dict):
-        raise UpstreamError("ollama sent an unexpected JSON value", provider=_NAME)
-    return data
-
-
-def _finish_reason(done_reason: Any) -> FinishReason:
-    return "length" if done_reason == "length" else "stop"
-
-
-def _usage(data: dict[str, Any]) -> Usage:
-    return Usage(data.get("prompt_eval_count"), data.get("eval_count"))
-
-
 def _describe(entry: dict[str, Any]) -> str | None:
     details = entry.get("details") or {}
     parts = [details.get("parameter_size"), details.get("quantization_level")]
     text = " ".join(str(p) for p in parts if p)
     return text or None
-
-
-def _line_error(data: dict[str, Any]) -> UpstreamError:
-    # A failure inside the runner (out of memory, crashed model): worth another attempt.
-    return UpstreamError(
-        f"ollama failed mid-stream: {data['error']}", provider=_NAME, retryable=True
-    )
-
-
-def _status_error(status: int, raw: bytes, headers: httpx2.Headers) -> UpstreamError:
-    message = ""
-    try:
-        data = orjson.loads(raw)
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            message = data["error"]
-    except orjson.JSONDecodeError:
-        message = raw[:200].decode("utf-8", "replace")
-    return error_for_status(_NAME, status, message or "no error message", headers)

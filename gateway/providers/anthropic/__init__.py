@@ -1,0 +1,152 @@
+"""Anthropic adapter: the Messages API via the official SDK.
+
+The SDK builds, authenticates and sends the request, through the gateway's own
+transport (:mod:`gateway.upstream`); the streamed answer is read as raw bytes,
+split into SSE events (``event:`` + ``data:``) and parsed with orjson, and only
+``content_block_delta`` events are decoded at all on the per-token path. The
+read timeout is the between-tokens timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anthropic
+
+from gateway import upstream
+from gateway.providers._errors import connection_error
+from gateway.providers._sdk import (
+    SdkStream,
+    endpoint,
+    http_client,
+    http_timeout,
+    post_json,
+)
+from gateway.providers._support import Support, refuse
+from gateway.providers.anthropic import decode
+from gateway.providers.anthropic.errors import NAME as _NAME
+from gateway.providers.anthropic.errors import translate
+from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, THINKING_BUDGETS, build_body
+from gateway.providers.base import ChatRequest, Completion, ModelInfo, StreamEvent
+from gateway.settings import Settings
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "create"]
+
+# A proxy in front of Anthropic may need no key, but the SDK insists on one.
+_PLACEHOLDER_KEY = "unused"
+
+SUPPORT = Support(
+    _NAME,
+    options=frozenset(
+        {
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "user",
+            "reasoning_effort",
+        }
+    ),
+)
+
+
+def create(settings: Settings) -> AnthropicProvider:
+    key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
+    if key is None and settings.anthropic_base_url is None:
+        raise ValueError("neither anthropic_api_key nor anthropic_base_url is set")
+    client = anthropic.AsyncAnthropic(
+        api_key=key or _PLACEHOLDER_KEY,
+        base_url=settings.anthropic_base_url,
+        max_retries=0,  # the router owns retries and fallbacks
+        timeout=http_timeout(settings.timeouts),
+        http_client=http_client(settings),
+    )
+    return AnthropicProvider(client, secret=key, probe_timeout_s=settings.health_probe_timeout_s)
+
+
+class AnthropicProvider:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, *, secret: str | None, probe_timeout_s: float
+    ) -> None:
+        self._client = client
+        self._messages_url = endpoint(client, "/v1/messages")
+        self._secret = secret
+        self._probe_timeout_s = probe_timeout_s
+
+    @property
+    def name(self) -> str:
+        return _NAME
+
+    def check(self, request: ChatRequest, *, streamed: bool) -> None:
+        SUPPORT.check(request, streamed=streamed)
+        options = request.options
+        effort = options.reasoning_effort
+        if effort is not None and effort not in THINKING_BUDGETS:
+            raise refuse(_NAME, "reasoning_effort", f"has no thinking level '{effort}'")
+        fmt = options.response_format
+        if fmt is not None and fmt.type == "json_object" and options.tools:
+            # json_object is a forced answer tool here: it cannot share the turn with tools.
+            raise refuse(_NAME, "response_format", "supports json_object only without tools")
+
+    def stream(self, request: ChatRequest) -> SdkStream:
+        body = build_body(request)
+        body["stream"] = True
+        secret = self._secret
+        return SdkStream(
+            self._client,
+            self._messages_url,
+            body,
+            self.translate,
+            lambda body: _events(body, secret),
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        raw = await post_json(self._client, self._messages_url, build_body(request), self.translate)
+        return decode.completion(raw, request.model, self._secret)
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await self._models(limit_s=None)
+
+    async def probe(self) -> None:
+        await self._models(limit_s=self._probe_timeout_s)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # --- internals ---
+
+    async def _models(self, *, limit_s: float | None) -> list[ModelInfo]:
+        kwargs: dict[str, Any] = {"limit": 1000}
+        if limit_s is not None:
+            kwargs["timeout"] = limit_s
+        try:
+            return [
+                ModelInfo(id=model.id, owned_by=_NAME, description=model.display_name or None)
+                async for model in self._client.models.list(**kwargs)
+            ]
+        except Exception as exc:
+            raise self.translate(exc) from None
+
+    def translate(self, exc: Exception) -> Exception:
+        """The gateway error for an SDK or transport failure (others pass through)."""
+        return translate(exc, self._secret)
+
+
+async def _events(
+    body: upstream.UpstreamStream, secret: str | None
+) -> AsyncGenerator[StreamEvent, None]:
+    """The normalised events of one Messages stream: read, decode, yield."""
+    read = body.read
+    decoder = decode.StreamDecoder(secret)
+    try:
+        while not decoder.done:
+            piece = await read()
+            if not piece:
+                break
+            for event in decoder.feed(piece):
+                yield event
+    except upstream.TransportError as exc:
+        raise connection_error(_NAME, exc) from None
+    yield decoder.end()
+    await body.drain()
