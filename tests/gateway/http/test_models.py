@@ -62,7 +62,12 @@ async def test_one_providers_models() -> None:
         unknown = await client.get("/api/v1/models/nope")
         unconfigured = await client.get("/api/v1/models/anthropic")
     assert response.status_code == 200
-    assert {m["id"] for m in response.json()["data"]} == {"demo/echo", "demo/lorem", "demo/triage"}
+    assert {m["id"] for m in response.json()["data"]} == {
+        "demo/echo",
+        "demo/lorem",
+        "demo/triage",
+        "demo/tools",
+    }
     for missing in (unknown, unconfigured):
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "provider_not_found"

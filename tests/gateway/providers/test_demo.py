@@ -120,7 +120,7 @@ async def test_unknown_model_raises_model_not_found() -> None:
 
 async def test_list_models_says_demo() -> None:
     models = await demo().list_models()
-    assert [m.id for m in models] == ["echo", "lorem", "triage"]
+    assert [m.id for m in models] == ["echo", "lorem", "triage", "tools"]
     assert all(m.owned_by == "demo" and "demo" in (m.description or "").lower() for m in models)
     await demo().probe()
 
