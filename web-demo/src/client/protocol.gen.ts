@@ -25,9 +25,14 @@ export interface ResponseCreate {
   type: "response.create";
   request_id: string;
   /**
+   * OpenAI chat messages: text and image parts, tool calls, results.
+   *
    * @minItems 1
    */
-  messages: [WireChatMessage, ...WireChatMessage[]];
+  messages: [
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage,
+    ...(SystemMessage | UserMessage | AssistantMessage | ToolMessage)[]
+  ];
   model?: string | null;
   agent?: string | null;
   /**
@@ -35,10 +40,65 @@ export interface ResponseCreate {
    */
   conversation_id?: string | null;
   params?: WireParams | null;
+  /**
+   * Functions the model may call.
+   */
+  tools?: ToolIn[] | null;
+  tool_choice?: ("auto" | "none" | "required") | NamedToolChoice | null;
+  parallel_tool_calls?: boolean | null;
+  response_format?: (TextFormat | JsonObjectFormat | JsonSchemaFormat) | null;
 }
-export interface WireChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
+export interface SystemMessage {
+  role: "system" | "developer";
+  content: string | TextContent[];
+  name?: string | null;
+}
+export interface TextContent {
+  type: "text";
+  text: string;
+}
+export interface UserMessage {
+  role: "user";
+  content: string | (TextContent | ImageContent)[];
+  name?: string | null;
+}
+export interface ImageContent {
+  type: "image_url";
+  image_url: ImageUrl;
+}
+export interface ImageUrl {
+  /**
+   * A data: URL (base64) or an https: URL.
+   */
+  url: string;
+  detail?: ("auto" | "low" | "high") | null;
+}
+export interface AssistantMessage {
+  role: "assistant";
+  content?: string | TextContent[] | null;
+  tool_calls?: ToolCallIn[] | null;
+  name?: string | null;
+  refusal?: null;
+  annotations?: [] | null;
+  audio?: null;
+  function_call?: null;
+}
+export interface ToolCallIn {
+  id: string;
+  type?: "function";
+  function: FunctionCall;
+}
+export interface FunctionCall {
+  name: string;
+  /**
+   * The arguments as JSON text.
+   */
+  arguments: string;
+}
+export interface ToolMessage {
+  role: "tool";
+  tool_call_id: string;
+  content: string | TextContent[];
 }
 export interface WireParams {
   temperature?: number | null;
@@ -48,6 +108,46 @@ export interface WireParams {
    * A string or up to 4 strings.
    */
   stop?: string[] | string | null;
+}
+export interface ToolIn {
+  type: "function";
+  function: FunctionDef;
+}
+export interface FunctionDef {
+  name: string;
+  description?: string | null;
+  /**
+   * The arguments' JSON Schema.
+   */
+  parameters?: {
+    [k: string]: unknown | undefined;
+  } | null;
+  strict?: boolean | null;
+}
+export interface NamedToolChoice {
+  type: "function";
+  function: _FunctionName;
+}
+export interface _FunctionName {
+  name: string;
+}
+export interface TextFormat {
+  type: "text";
+}
+export interface JsonObjectFormat {
+  type: "json_object";
+}
+export interface JsonSchemaFormat {
+  type: "json_schema";
+  json_schema: JsonSchemaSpec;
+}
+export interface JsonSchemaSpec {
+  name: string;
+  description?: string | null;
+  schema?: {
+    [k: string]: unknown | undefined;
+  } | null;
+  strict?: boolean | null;
 }
 /**
  * Stop a response (by either id); it ends with ``response.done`` status ``cancelled``.
