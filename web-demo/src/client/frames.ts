@@ -3,9 +3,18 @@
 // reasoning events are added to the protocol by the chat-contract work (issue #11);
 // until the schema publishes them they are typed here from their documented names,
 // and read tolerantly (call_id / index / output_index, flat or inside `item`).
-import type { ServerMessage } from "./protocol.gen";
+import type {
+  AssistantMessage,
+  ServerMessage,
+  SystemMessage,
+  ToolMessage,
+  UserMessage,
+} from "./protocol.gen";
 
 export type * from "./protocol.gen";
+
+/** One message of `response.create`: the OpenAI chat message shapes (text/image parts, tool calls, tool results). */
+export type WireChatMessage = SystemMessage | UserMessage | AssistantMessage | ToolMessage;
 
 interface ResponseFrame {
   response_id: string;
