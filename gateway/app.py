@@ -23,9 +23,23 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.ws.drain import OpenSocket
 from gateway.ws.limits import SocketRegistry
-from sessions import SessionManager
+from gateway.scaleout.redis_backend import RedisBackend
+from sessions import Backend, MemoryBackend, SessionManager
 
 _log = structlog.get_logger("gateway.app")
+
+
+def sessions_backend(settings: Settings) -> Backend:
+    """The configured store of WebSocket sessions' responses."""
+    if settings.sessions_backend == "redis":
+        return RedisBackend(
+            settings.redis_url.get_secret_value(),
+            window_s=settings.resume_window_ms / 1000,
+            prefix=settings.redis_key_prefix,
+            lease_s=settings.redis_owner_lease_ms / 1000,
+            stream_max_events=settings.redis_stream_max_events,
+        )
+    return MemoryBackend()
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -37,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
         providers.warm()
         router = Router(settings, providers)
         sessions = SessionManager(
+            backend=sessions_backend(settings),
             resume_window_s=settings.resume_window_ms / 1000,
             replay_max_events=settings.replay_max_events,
             replay_max_bytes=settings.replay_max_bytes,

@@ -163,6 +163,27 @@ class ServerDraining(GatewayError):
     retryable = True
 
 
+class SessionsUnavailable(GatewayError):
+    """The shared session store (Redis) cannot be reached: nothing new can start."""
+
+    code = "sessions_unavailable"
+    type = "server_error"
+    http_status = 503
+    retryable = True
+
+
+class RelayedError(GatewayError):
+    """An error another gateway instance reported for a response it ran (shared sessions):
+    its wire code, type and retryability as that instance mapped them."""
+
+    def __init__(self, message: str, *, code: str, type: str, retryable: bool) -> None:
+        super().__init__(message)
+        # Instance attributes shadow the ClassVars on purpose: they come from the owner.
+        self.code = code  # type: ignore[misc]
+        self.type = type  # type: ignore[misc]
+        self.retryable = retryable  # type: ignore[misc]
+
+
 # --- upstream errors -----------------------------------------------------------
 
 

@@ -238,6 +238,22 @@ class Settings(BaseSettings):
     replay_max_events: int = Field(10_000, ge=1)
     replay_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
 
+    # --- sessions shared across instances ---
+    sessions_backend: Literal["memory", "redis"] = Field(
+        "memory", description="where WebSocket sessions' responses live: this process or Redis"
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis for sessions_backend=redis (may hold a password: kept secret)",
+    )
+    redis_key_prefix: str = Field("gw:", description="prefix of every Redis key the gateway uses")
+    redis_owner_lease_ms: int = Field(
+        3000, ge=300, description="a dead instance's responses end owner_lost after this"
+    )
+    redis_stream_max_events: int = Field(
+        10_000, ge=10, description="events kept per response stream (oldest trimmed)"
+    )
+
     @field_validator("agents", mode="after")
     @classmethod
     def _keep_builtin_agents(cls, value: dict[str, AgentConfig]) -> dict[str, AgentConfig]:

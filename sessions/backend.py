@@ -15,7 +15,7 @@ the local one does not know the answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -65,6 +65,11 @@ class Backend(Protocol):
 
     @property
     def instance_id(self) -> str: ...
+
+    @property
+    def available(self) -> bool:
+        """The shared half answered when last asked (readiness reports it)."""
+        ...
 
     def running(self, on_control: Callable[[Control], None]) -> AbstractAsyncContextManager[None]:
         """Connect and run the backend's own tasks; ``on_control`` gets messages for
@@ -131,7 +136,7 @@ class Backend(Protocol):
         """Seq of the newest logged event of ``record`` (-1 if none)."""
         ...
 
-    def follow(self, record: RemoteRecord, last_seq: int) -> AsyncIterator[ResponseEvent]:
+    def follow(self, record: RemoteRecord, last_seq: int) -> AsyncGenerator[ResponseEvent, None]:
         """Live events after ``last_seq`` until the ``Done``. If the owner dies first,
         ends with a ``Done`` (``failed``/``owner_lost``) the backend logs for everyone."""
         ...

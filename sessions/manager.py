@@ -15,12 +15,13 @@ With the in-memory backend they never suspend at all.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Final
 
 import anyio
@@ -33,6 +34,7 @@ from sessions.errors import (
     DuplicateRequest,
     ReplayUnavailable,
     SessionClosed,
+    SessionError,
     TooManyResponses,
     UnknownResponse,
 )
@@ -537,10 +539,11 @@ class SessionManager:
         try:
             with mirror.cancel_scope:
                 try:
-                    async for event in self._backend.follow(record, mirror.seq):
-                        mirror.relay(event)
-                        if not mirror.running:
-                            break
+                    async with aclosing(self._backend.follow(record, mirror.seq)) as events:
+                        async for event in events:
+                            mirror.relay(event)
+                            if not mirror.running:
+                                break
                 except Exception as exc:
                     # The backend gave up (its own retries exhausted): this copy ends
                     # here; the owner's log is not touched.
@@ -566,7 +569,13 @@ class SessionManager:
     def _signal_owner(self, mirror: Response, op: ControlOp) -> None:
         tg = self._tg
         if tg is not None:
-            tg.start_soon(self._backend.send, self._owner_of(mirror), Control(op, mirror.id))
+            tg.start_soon(self._send_quietly, self._owner_of(mirror), Control(op, mirror.id))
+
+    async def _send_quietly(self, owner: str, control: Control) -> None:
+        # Attach/detach only steer the owner's detach window: losing one costs at
+        # most an expiry the window would have applied anyway.
+        with contextlib.suppress(SessionError):
+            await self._backend.send(owner, control)
 
     def _on_control(self, control: Control) -> None:
         response = self._backend.get(control.response_id)
@@ -584,6 +593,7 @@ class SessionManager:
                     self._end(response, Status.CANCELLED, Reason.CLIENT_DISCONNECTED)
                 else:
                     self._set_expiry(response, self._clock() + self.resume_window_s)
+        self._notify()
 
     async def _produce(self, response: Response, produce: Produce) -> None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sessions.backend import Control, RemoteRecord
@@ -25,6 +25,10 @@ class MemoryBackend:
     @property
     def instance_id(self) -> str:
         return self._id
+
+    @property
+    def available(self) -> bool:
+        return True
 
     @asynccontextmanager
     async def running(self, on_control: Callable[[Control], None]) -> AsyncIterator[None]:
@@ -86,7 +90,9 @@ class MemoryBackend:
     async def last_seq(self, record: RemoteRecord) -> int:
         return -1
 
-    async def follow(self, record: RemoteRecord, last_seq: int) -> AsyncIterator[ResponseEvent]:
+    async def follow(
+        self, record: RemoteRecord, last_seq: int
+    ) -> AsyncGenerator[ResponseEvent, None]:
         raise LookupError("the memory backend has no remote responses")
         yield  # pragma: no cover - makes this an async generator
 

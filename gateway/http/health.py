@@ -28,11 +28,21 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    lifecycle = services_of(request).lifecycle
+    services = services_of(request)
+    lifecycle = services.lifecycle
+    body: dict[str, object] = {}
+    if services.sessions is not None:
+        # Reported, not a reason for 503: a Redis outage hits every replica alike, and
+        # each still serves HTTP chat and the responses it runs (see the README).
+        backend = services.sessions.backend
+        body["sessions_backend"] = {
+            "kind": services.settings.sessions_backend,
+            "available": backend.available,
+        }
     if lifecycle.ready:
-        return JSON({"status": "ready"})
+        return JSON({"status": "ready", **body})
     status = "draining" if lifecycle.draining else "starting"
-    return JSON({"status": status}, status_code=503)
+    return JSON({"status": status, **body}, status_code=503)
 
 
 async def providers(request: Request) -> Response:

@@ -91,6 +91,7 @@ _SESSION_ERRORS: dict[type[session_errors.SessionError], type[GatewayError]] = {
     session_errors.ConversationBusy: errors.ConversationBusy,
     session_errors.UnknownResponse: errors.ResponseNotFound,
     session_errors.Draining: errors.ServerDraining,
+    session_errors.BackendUnavailable: errors.SessionsUnavailable,
 }
 
 

@@ -30,8 +30,15 @@ async def test_ready_turns_503_when_draining() -> None:
         gw.services.lifecycle.start_drain()
         after = await client.get("/health/ready")
         still_live = await client.get("/health/live")
-    assert (before.status_code, before.json()) == (200, {"status": "ready"})
-    assert (after.status_code, after.json()) == (503, {"status": "draining"})
+    memory = {"kind": "memory", "available": True}
+    assert (before.status_code, before.json()) == (
+        200,
+        {"status": "ready", "sessions_backend": memory},
+    )
+    assert (after.status_code, after.json()) == (
+        503,
+        {"status": "draining", "sessions_backend": memory},
+    )
     assert still_live.status_code == 200
 
 

@@ -1,0 +1,30 @@
+"""Every Redis key and channel the shared sessions use, in one place (see the README)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def record(self, response_id: str) -> str:
+        """HASH: who asked, who runs it, whether it ended. TTL: running TTL, then the window."""
+        return f"{self.prefix}resp:{response_id}"
+
+    def events(self, response_id: str) -> str:
+        """STREAM: the response's events, entry id ``1-<seq>``, bounded length, same TTL."""
+        return f"{self.prefix}events:{response_id}"
+
+    def request(self, principal: str, request_id: str) -> str:
+        """STRING: the response id claimed for a request id (idempotency), same TTL."""
+        return f"{self.prefix}req:{principal}:{request_id}"
+
+    def lease(self, instance_id: str) -> str:
+        """STRING: present while the instance lives (PX = owner lease, refreshed)."""
+        return f"{self.prefix}instance:{instance_id}"
+
+    def control(self, instance_id: str) -> str:
+        """Pub/sub channel: cancel/attach/detach for responses the instance owns."""
+        return f"{self.prefix}control:{instance_id}"

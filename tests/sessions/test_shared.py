@@ -1,0 +1,128 @@
+"""Two managers sharing one real Redis: what the in-memory backend cannot do.
+
+Each manager stands for one gateway instance (its own backend, instance id and
+epoch), so every path here crosses Redis: claim, stream, pub/sub control.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from gateway.scaleout.redis_backend import RedisBackend
+from sessions import Delta, Done, FinishInfo, SessionManager, Status
+from tests.redis_server import RedisServer
+from tests.sessions._support import ListSink, Script, wait
+
+pytestmark = pytest.mark.anyio
+
+_prefixes = itertools.count()
+
+
+@asynccontextmanager
+async def pair(redis: RedisServer) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
+    prefix = f"shared{next(_prefixes)}:"
+
+    def manager() -> SessionManager:
+        backend = RedisBackend(redis.url, window_s=5, prefix=prefix, lease_s=1.0)
+        return SessionManager(resume_window_s=5, backend=backend)
+
+    async with manager().running() as a, manager().running() as b:
+        yield a, b
+
+
+async def test_resume_on_another_instance_gets_the_rest_exactly_once(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        first = ListSink()
+        on_a = a.open_session("alice", first)
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script)
+        script.feed("a", "b")
+        await first.wait_for(lambda _: first.texts(response.id) == ["a", "b"])
+        a.close_session(on_a)
+        script.feed("c")
+        await script.wait_emitted(3)
+
+        second = ListSink()
+        result = await b.resume(b.open_session("alice", second), response.id, response.epoch, 2)
+        assert result.recovered and result.from_seq == 3
+        script.feed("d", FinishInfo())
+        done = await second.wait_done(response.id)
+        assert first.texts(response.id) + second.texts(response.id) == ["a", "b", "c", "d"]
+        assert second.seqs(response.id) == [3, 4, 5]
+        assert done.status is Status.COMPLETED
+        assert script.calls == 1
+
+
+async def test_a_follower_elsewhere_keeps_the_detach_window_from_running(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        on_a = a.open_session("alice", ListSink())
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script)
+        second = ListSink()
+        await b.resume(b.open_session("alice", second), response.id, response.epoch, 0)
+        # B told A it follows; A's own socket closing must not start the window.
+        await a.wait_for(lambda: response.remote_followers == 1)
+        a.close_session(on_a)
+        assert response.deadline is None
+
+
+async def test_cancel_on_another_instance_stops_the_owner_and_tells_both(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        owner_sink = ListSink()
+        on_a = a.open_session("alice", owner_sink)
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script)
+        script.feed("a")
+        await script.wait_emitted(1)
+
+        canceller = ListSink()
+        await b.cancel(b.open_session("alice", canceller), response_id=response.id)
+        await wait(script.exited)  # A's producer was cancelled: its upstream closed
+        on_owner = await owner_sink.wait_done(response.id)
+        on_canceller = await canceller.wait_done(response.id)
+        assert on_owner.status is Status.CANCELLED
+        assert (on_canceller.status, on_canceller.seq) == (Status.CANCELLED, on_owner.seq)
+
+
+async def test_same_request_id_on_two_instances_makes_one_upstream_call(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        first = ListSink()
+        script_a, script_b = Script(), Script()
+        response, new = await a.create_response(
+            a.open_session("alice", first), "same", produce=script_a
+        )
+        assert new
+        script_a.feed("x")
+        await script_a.wait_emitted(1)
+        second = ListSink()
+        mirror, new_b = await b.create_response(
+            b.open_session("alice", second), "same", produce=script_b
+        )
+        assert (mirror.id, new_b, mirror.mirror) == (response.id, False, True)
+        script_a.feed("y", FinishInfo())
+        await second.wait_done(response.id)
+        assert second.seqs(response.id) == [0, 1, 2, 3]
+        assert second.texts(response.id) == ["x", "y"]
+        assert (script_a.calls, script_b.calls) == (1, 0)
+
+
+async def test_another_principal_finds_nothing_elsewhere(redis_server: RedisServer) -> None:
+    async with pair(redis_server) as (a, b):
+        on_a = a.open_session("alice", ListSink())
+        response, _ = await a.create_response(on_a, "r", produce=Script())
+        sink = ListSink()
+        result = await b.resume(b.open_session("mallory", sink), response.id, response.epoch, 0)
+        assert not result.recovered
+        assert [e for e in sink.events if isinstance(e, Delta | Done)] == []
