@@ -19,11 +19,11 @@ from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
+from gateway.scaleout.redis_backend import RedisBackend
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.ws.drain import OpenSocket
 from gateway.ws.limits import SocketRegistry
-from gateway.scaleout.redis_backend import RedisBackend
 from sessions import Backend, MemoryBackend, SessionManager
 
 _log = structlog.get_logger("gateway.app")
