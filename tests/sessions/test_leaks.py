@@ -49,6 +49,11 @@ async def test_two_hundred_sessions_leave_nothing_behind(new_manager: ManagerFac
             )
         assert manager.active_responses == 0
         assert ended == 600
-        # Only the manager's (and its backend's) own tasks remain besides the test itself.
-        assert len(asyncio.all_tasks()) == baseline + own_tasks
+        # No task of any response is left. Besides the test only the manager's (and its
+        # backend's) own tasks remain: exactly so in memory; redis-py may briefly run a
+        # connection task of its own.
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        assert not [n for n in names if n.startswith(("response ", "mirror "))]
+        if not manager.backend.shared:
+            assert len(names) == baseline + own_tasks
     assert len(asyncio.all_tasks()) == baseline
