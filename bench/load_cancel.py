@@ -49,8 +49,17 @@ async def _connect(url: str, key: str) -> _lean_ws.LeanSocket:
     return ws
 
 
+def _refused_create(frame: dict[str, Any], marker: str, response_id: str | None) -> bool:
+    error = frame["error"]
+    return response_id is None and error["code"] == "rate_limited" and error["request_id"] == marker
+
+
 async def _ws_worker(
-    worker: int, args: dict[str, Any], cancels: dict[str, tuple[float, int]], statuses: list[str]
+    worker: int,
+    args: dict[str, Any],
+    cancels: dict[str, tuple[float, int]],
+    statuses: list[str],
+    retries: list[str],
 ) -> None:
     url = args["url"].replace("http://", "ws://") + "/api/v1/ws"
     after: int = args["after_tokens"]
@@ -80,6 +89,11 @@ async def _ws_worker(
                         data = orjson.dumps(cancel).decode()
                         cancels[marker] = (time.monotonic(), tokens)
                         ws.send(data)
+                elif kind == "error" and _refused_create(frame, marker, response_id):
+                    # The gateway's default message rate paces creates: wait as told.
+                    retries.append(marker)
+                    await asyncio.sleep(frame["error"]["retry_after_ms"] / 1000)
+                    ws.send(_create(marker))
                 elif kind in ("response.done", "error"):
                     statuses.append(frame.get("status", "error"))
                     break
@@ -143,6 +157,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
     concurrency: int = args["concurrency"]
     cancels: dict[str, tuple[float, int]] = {}
     statuses: list[str] = []
+    retries: list[str] = []  # creates refused by the message rate, then resent
     pids = {"client": os.getpid(), **args.get("pids", {})}
     cpu0 = _driver.cpu_of(pids)
     client = LeanClient()
@@ -152,7 +167,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
         if args["mode"] in ("sse", "direct"):
             await _sse_worker(worker, args, client, cancels, statuses)
         else:
-            await _ws_worker(worker, args, cancels, statuses)
+            await _ws_worker(worker, args, cancels, statuses, retries)
 
     started = time.monotonic()
     results = await asyncio.gather(
@@ -180,6 +195,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
         "elapsed_s": elapsed,
         "cancelled": len(cancels),
         "client_statuses": {s: statuses.count(s) for s in set(statuses)},
+        "creates_rate_limited": len(retries),
         "upstream_outcomes": outcomes,
         "orphaned": outcomes.get("pending", 0),
         "completed_despite_cancel": outcomes.get("completed", 0),

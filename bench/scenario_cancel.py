@@ -1,4 +1,4 @@
-"""Scenario 3: cancel latency and orphaned upstream streams, at concurrency 100.
+"""Scenario 3: cancel latency and orphaned upstream streams, at concurrency 1, 10 and 100.
 
 Run twice. Paced at 20 ms/token (the latency scenario's upstream) it measures
 how fast a Stop reaches the provider: the <= 20 ms p99 target. At 5 ms/token
@@ -9,6 +9,12 @@ orphaned; its latencies are reported for the record. Every response is stopped
 after its 5th token; the fake reports when it saw each upstream connection
 close. Baseline: the same client closing a stream it reads from the fake
 directly, in the same run.
+
+The gateway runs with its default message-rate limits here (the other scenarios
+raise them): a socket that starts and stops an answer every ~30 ms goes over the
+default rate for creates, which must pace its creates (the driver waits the
+``retry_after_ms`` it is told) and never refuse a cancel. Each level sends about
+the same number of cancels: ``rounds x 100 / concurrency`` rounds per client.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from typing import Any
 from bench import procs
 from bench.config import Config
 from bench.report import Row, Section
+from gateway.settings import Settings
 
 TOKENS = 200
 # (pace in ms/token, label, whether the latency bound applies at this pace)
 PACES = ((20.0, "paced 20 ms/token", True), (5.0, "busy, 5 ms/token", False))
 AFTER = 5
-CONCURRENCY = 100
+CONCURRENCIES = (1, 10, 100)
 P99_BOUND_MS = 20.0
 _MODES = (
     ("ws", "WebSocket response.cancel"),
@@ -32,8 +39,20 @@ _MODES = (
 )
 
 
+# The defaults of the settings these variables set: procs.gateway_env raises them.
+_DEFAULT_LIMITS = {
+    "GATEWAY_MESSAGES_PER_SECOND": str(Settings.model_fields["messages_per_second"].default),
+    "GATEWAY_MESSAGE_BURST": str(Settings.model_fields["message_burst"].default),
+}
+
+
 def _drive(
-    cfg: Config, mode: str, target: procs.Server, fake: procs.Server, cores: frozenset[int] | None
+    cfg: Config,
+    mode: str,
+    target: procs.Server,
+    fake: procs.Server,
+    cores: frozenset[int] | None,
+    concurrency: int,
 ) -> dict[str, Any]:
     since = fake.last_request_id()
     pids = {"fake": fake.pid} if target is fake else {"gateway": target.pid, "fake": fake.pid}
@@ -45,8 +64,8 @@ def _drive(
             "fake_url": fake.url,
             "since": since,
             "key": procs.CLIENT_KEY,
-            "concurrency": CONCURRENCY,
-            "rounds": cfg.cancel_rounds,
+            "concurrency": concurrency,
+            "rounds": max(1, cfg.cancel_rounds * 100 // concurrency),
             "after_tokens": AFTER,
             "pids": pids,
         },
@@ -54,17 +73,19 @@ def _drive(
     )
 
 
-def _drive_all(cfg: Config, delay_ms: float, where: procs.Placement) -> dict[str, dict[str, Any]]:
+def _drive_all(
+    cfg: Config, delay_ms: float, where: procs.Placement, concurrency: int
+) -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
     load = where.load
     with procs.fake_upstream(tokens=TOKENS, delay_ms=delay_ms, lean=True, cores=load) as fake:
-        runs["direct"] = _drive(cfg, "direct", fake, fake, load)
-        with procs.gateway(fake.url, cores=where.gateway) as gw:
-            runs["ws"] = _drive(cfg, "ws", gw, fake, load)
-            runs["sse"] = _drive(cfg, "sse", gw, fake, load)
-        window_0 = {"GATEWAY_RESUME_WINDOW_MS": "0"}
+        runs["direct"] = _drive(cfg, "direct", fake, fake, load, concurrency)
+        with procs.gateway(fake.url, _DEFAULT_LIMITS, cores=where.gateway) as gw:
+            runs["ws"] = _drive(cfg, "ws", gw, fake, load, concurrency)
+            runs["sse"] = _drive(cfg, "sse", gw, fake, load, concurrency)
+        window_0 = {**_DEFAULT_LIMITS, "GATEWAY_RESUME_WINDOW_MS": "0"}
         with procs.gateway(fake.url, window_0, cores=where.gateway) as gw:
-            runs["ws-close"] = _drive(cfg, "ws-close", gw, fake, load)
+            runs["ws-close"] = _drive(cfg, "ws-close", gw, fake, load, concurrency)
     return runs
 
 
@@ -73,15 +94,24 @@ def run(cfg: Config) -> Section:
     notes: list[str] = []
     raw: dict[str, Any] = {}
     placement = procs.isolated()
-    for delay_ms, label, bounded in PACES:
-        runs = _drive_all(cfg, delay_ms, placement)
-        raw[label] = runs
-        rows += _rows(runs, label, bounded)
-        failures = {m: r["worker_failures"] for m, r in runs.items() if r["worker_failures"]}
-        notes.append(f"Client-side failures, {label}: {failures or 'none'}.")
+    for delay_ms, pace, bounded in PACES:
+        for concurrency in CONCURRENCIES:
+            label = f"{pace}, c={concurrency}"
+            runs = _drive_all(cfg, delay_ms, placement, concurrency)
+            raw[label] = runs
+            rows += _rows(runs, label, bounded)
+            failures = {m: r["worker_failures"] for m, r in runs.items() if r["worker_failures"]}
+            notes.append(f"Client-side failures, {label}: {failures or 'none'}.")
+            limited = runs["ws"]["creates_rate_limited"] + runs["ws-close"]["creates_rate_limited"]
+            notes.append(f"WebSocket creates paced by rate_limited, {label}: {limited}.")
     notes = [
-        f"{CONCURRENCY} concurrent clients x {cfg.cancel_rounds} rounds per mode and pace; "
-        f"{TOKENS}-token responses; each response stopped once {AFTER} tokens arrived.",
+        f"Concurrency {', '.join(map(str, CONCURRENCIES))}: each level sends "
+        f"~{cfg.cancel_rounds * 100} cancels per mode and pace ({cfg.cancel_rounds} x 100 / c "
+        f"rounds per client); {TOKENS}-token responses; each response stopped once {AFTER} "
+        "tokens arrived. The gateway runs with its default message-rate limits "
+        f"({_DEFAULT_LIMITS['GATEWAY_MESSAGES_PER_SECOND']}/s, burst "
+        f"{_DEFAULT_LIMITS['GATEWAY_MESSAGE_BURST']}); a refused create is resent after its "
+        "retry_after_ms, a cancel is never refused.",
         f"The <= {P99_BOUND_MS:g} ms bound is checked at 20 ms/token. At 5 ms/token the "
         "upstreams together send more tokens than this machine can relay (the gateway, the "
         "fake and the clients share 2 cores), so every process lags, the direct baseline "

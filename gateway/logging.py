@@ -16,6 +16,7 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
+from gateway.log_redaction import UvicornRedaction
 from gateway.settings import Settings
 
 _HANDLER_NAME = "chat-gateway"
@@ -73,6 +74,10 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger.handlers.clear()
         logger.propagate = True
         logger.setLevel(level)
+        # No query strings (client keys) and no client-caused tracebacks: see log_redaction.
+        for old_filter in [f for f in logger.filters if isinstance(f, UvicornRedaction)]:
+            logger.removeFilter(old_filter)
+        logger.addFilter(UvicornRedaction())
 
 
 def _orjson_dumps(obj: Any, **_: Any) -> str:

@@ -107,18 +107,40 @@ class SocketConnection:
 
         async def send_text(data: bytes) -> None:
             # ASGI text frames are str; orjson gives bytes. One decode per frame.
-            await send({"type": "websocket.send", "text": data.decode()})
+            try:
+                await send({"type": "websocket.send", "text": data.decode()})
+            except RuntimeError as exc:
+                if _closed_by_server(exc):
+                    raise _ClosedByServer from None
+                raise
 
         async def close(code: int, reason: str) -> None:
             # Detach before the close frame: it may wait on a client that does not read,
             # and its responses must not wait with it.
             self.protocol.detach()
-            await self._websocket.close(code, reason)
+            try:
+                await self._websocket.close(code, reason)
+            except RuntimeError as exc:
+                if not _closed_by_server(exc):
+                    raise
 
         try:
             await self.outbox.run_writer(send_text, close)
         except (WebSocketDisconnect, OSError):
             return  # the peer went away mid-send; the reader sees the disconnect
+
+
+class _ClosedByServer(OSError):
+    """uvicorn closed the socket on its own: the peer is as good as gone."""
+
+
+def _closed_by_server(exc: RuntimeError) -> bool:
+    """uvicorn closes a socket itself on a client's protocol error (1007 invalid UTF-8,
+    1009 a frame over ``ws_max_size``) or a keep-alive timeout, queueing the disconnect
+    for the reader at that moment. A send racing that queued disconnect gets this bare
+    RuntimeError rather than the OSError the ASGI spec asks for; there is no state to
+    ask beforehand, so the message is the only way to tell it from a bug."""
+    return "after sending 'websocket.close'" in str(exc)
 
 
 async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -166,3 +166,16 @@ async def test_deep_nesting_is_named_as_such() -> None:
         assert "nests deeper than 1024 levels" in body["message"]
         await still_alive(client)
         await client.aclose()
+
+
+async def test_under_the_production_frame_limit_a_257_kib_message_closes_1009_without_error() -> (
+    None
+):
+    # chat-gateway serve sets uvicorn's ws_max_size to max_message_bytes (gateway/server.py);
+    # docs/protocol.md says what a client then sees: 1009 and no error frame.
+    limit = 256 * 1024
+    async with gateway(max_message_bytes=limit, uvicorn={"ws_max_size": limit}) as gw:
+        client = await gw.open()
+        await client.send("response.create", request_id="big", messages=user("x" * (257 * 1024)))
+        assert await client.closed() == 1009
+        assert not any(f["type"] == "error" for f in client.frames)
