@@ -32,6 +32,7 @@ from gateway.errors import (
     MessageTooBig,
     RateLimited,
     ResponseNotFound,
+    UnsupportedParameter,
 )
 from gateway.providers.base import ChatParams
 from gateway.relay import Relay
@@ -247,6 +248,14 @@ class SocketProtocol:
     # --- messages -----------------------------------------------------------------------
 
     async def _create(self, message: ResponseCreate) -> None:
+        if message.tools:
+            # The session has no events for tool calls yet: a call the model made would
+            # reach nobody, so tools are refused here rather than dropped.
+            raise UnsupportedParameter(
+                "tool calls are not streamed over the WebSocket yet: "
+                "use POST /api/v1/chat/completions",
+                param="tools",
+            )
         model = message.model or self._model
         agent = message.agent or self._agent
         summary = ChatSummary(
