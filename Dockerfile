@@ -20,13 +20,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
-    GATEWAY_LOG_FORMAT=json
+    GATEWAY_LOG_FORMAT=json \
+    GATEWAY_ADDRESS_FILE=/tmp/chat-gateway.address
 RUN groupadd --system gateway && useradd --system --gid gateway --no-create-home gateway
 COPY --from=build /opt/venv /opt/venv
 USER gateway
 EXPOSE 8000
 # SIGTERM starts a graceful drain (readiness 503, sockets told, in-flight answers finish).
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"GATEWAY_PORT\",\"8000\")}/health/live', timeout=2)"]
+# The server writes the URL it really serves to GATEWAY_ADDRESS_FILE once listening,
+# so the probe follows `serve --port 9000`, a config file's port or GATEWAY_PORT alike.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["chat-gateway", "health"]
 ENTRYPOINT ["chat-gateway"]
 CMD ["serve"]

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from gateway.errors import AgentNotFound, RequestTooLarge, ValidationFailed
 from gateway.providers.base import ChatMessage, ChatOptions, ChatParams, ChatRequest
 from gateway.router import Route, Router
 from gateway.settings import AgentConfig, Settings
+
+# Which surface a request came in on: each has its own default agent (settings).
+Transport = Literal["http", "ws"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +25,16 @@ class Agent:
     name: str
     description: str
     instructions: str
-    model: str | None
+    model: str | None  # the configured model, or the demo model while only demo runs
     params: ChatParams
 
     @classmethod
-    def from_config(cls, name: str, config: AgentConfig) -> Agent:
+    def from_config(cls, name: str, config: AgentConfig, *, offline: bool) -> Agent:
         params = ChatParams(
             temperature=config.temperature, max_tokens=config.max_tokens, top_p=config.top_p
         )
-        return cls(name, config.description, config.instructions, config.model, params)
+        model = config.model or (config.demo_model if offline else None)
+        return cls(name, config.description, config.instructions, model, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +50,21 @@ class Orchestrator:
     def __init__(self, settings: Settings, router: Router) -> None:
         self._router = router
         self._default_model = settings.default_model
-        self._default_agent = settings.default_agent
         self._max_messages = settings.max_messages
         self._max_chars = settings.max_request_chars
-        self.agents: dict[str, Agent] = {
-            name: Agent.from_config(name, cfg) for name, cfg in settings.agents.items()
+        self._default_agents: dict[Transport, str | None] = {
+            "http": settings.http_default_agent,
+            "ws": settings.ws_default_agent,
         }
+        offline = not settings.real_provider_configured
+        self.agents: dict[str, Agent] = {
+            name: Agent.from_config(name, cfg, offline=offline)
+            for name, cfg in settings.agents.items()
+        }
+
+    def model_of(self, agent: Agent) -> str:
+        """The model a request naming this agent (and no model) goes to."""
+        return agent.model or self._default_model
 
     def agent(self, name: str) -> Agent:
         try:
@@ -62,6 +76,7 @@ class Orchestrator:
         self,
         *,
         messages: Sequence[ChatMessage],
+        transport: Transport,
         model: str | None = None,
         agent: str | None = None,
         params: ChatParams | None = None,
@@ -69,15 +84,16 @@ class Orchestrator:
     ) -> Prepared:
         """Resolve agent -> model -> route. Raises AgentNotFound / ModelNotFound / ValidationFailed.
 
-        ``agent=None`` means the configured default agent (``settings.default_agent``;
-        none when that is unset). Precedence: explicit model > the agent's model > the
-        default model; explicit params > the agent's params. The agent's instructions
+        ``agent=None`` means the default agent of ``transport``
+        (``settings.http_default_agent``, none unless configured, or
+        ``settings.ws_default_agent``). Precedence: explicit model > the agent's model >
+        the default model; explicit params > the agent's params. The agent's instructions
         become the first system message.
         """
         if not messages:
             raise ValidationFailed("messages must not be empty", param="messages")
         self._check_size(messages)
-        agent = agent or self._default_agent
+        agent = agent or self._default_agents[transport]
         preset = self.agent(agent) if agent is not None else None
         chosen = model or (preset.model if preset else None) or self._default_model
         route = self._router.resolve(chosen)

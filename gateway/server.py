@@ -9,6 +9,7 @@ drain is done or its deadline passed. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import socket
 from types import FrameType
@@ -19,8 +20,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.healthcheck import remove_address, served_url, write_address
 from gateway.services import Services
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
+from gateway.startup import report
 
 _log = structlog.get_logger("gateway.server")
 
@@ -39,18 +42,40 @@ class GatewayServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_requested: anyio.Event | None = None
         self._signalled = False
+        self.url: str | None = None  # once listening
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._drain_requested = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._drain_then_exit)
-            await super().serve(sockets)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._drain_then_exit)
+                await super().serve(sockets)
+                tg.cancel_scope.cancel()
+        finally:
+            self._forget_address()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)  # runs the app's lifespan start-up first
         _tune_collector()
+        if self.started:
+            self._announce()
+
+    def _announce(self) -> None:
+        """Log where this server listens (uvicorn does not when handed its socket) and
+        write it to ``settings.address_file`` for ``chat-gateway health``."""
+        port = self.servers[0].sockets[0].getsockname()[1]
+        self.url = served_url(self.config.host, port)
+        services = self._services()
+        config = report(services.settings) if services is not None else {}
+        _log.info("gateway.listening", url=self.url, **config)
+        if services is not None and services.settings.address_file is not None:
+            write_address(services.settings.address_file, self.url)
+
+    def _forget_address(self) -> None:
+        services = self._services()
+        if services is not None and services.settings.address_file is not None and self.url:
+            remove_address(services.settings.address_file, self.url)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the main thread between two bytecodes of whatever the loop was
@@ -130,5 +155,27 @@ def build_server(settings: Settings) -> GatewayServer:
     return GatewayServer(config, app)
 
 
+def bind(settings: Settings) -> socket.socket:
+    """The listening socket, bound before uvicorn starts, so that a port in use is one
+    configuration error naming the setting (uvicorn would log it after "startup
+    complete" and exit through a task group's traceback)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        return socket.create_server(address, family=family)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host: cannot resolve '{settings.host}' ({exc.strerror})") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = " (another process listens there)" if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(
+            f"port: cannot listen on {settings.host}:{settings.port}: {reason}{hint};"
+            " choose another with --port or GATEWAY_PORT"
+        ) from None
+
+
 def run(settings: Settings) -> None:
-    build_server(settings).run()
+    """Serve until stopped. Raises :class:`ConfigError` when the address cannot be bound."""
+    sock = bind(settings)
+    build_server(settings).run(sockets=[sock])

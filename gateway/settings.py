@@ -22,6 +22,7 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -32,8 +33,13 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+ENV_PREFIX = "GATEWAY_"
+# Read by load_settings itself, not a field.
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 class ConfigError(Exception):
@@ -84,6 +90,11 @@ class AgentConfig(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     top_p: float | None = None
+    demo_model: str | None = Field(
+        default=None,
+        description="model used instead of the default one while no real provider"
+        " (openai, anthropic, ollama) is configured",
+    )
 
 
 def _default_agents() -> dict[str, AgentConfig]:
@@ -102,6 +113,7 @@ def _default_agents() -> dict[str, AgentConfig]:
                 "a priority (P1 critical, P2 high, P3 medium, P4 low) with a short reason."
             ),
             temperature=0.2,
+            demo_model="demo/triage",
         ),
     }
 
@@ -146,7 +158,7 @@ CsvList = Annotated[list[str], NoDecode]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="GATEWAY_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         populate_by_name=True,
@@ -160,6 +172,11 @@ class Settings(BaseSettings):
     log_content: bool = Field(False, description="log message content (off by default)")
     web_demo_dir: Path | None = Field(
         None, description="built web demo served at / (default: web-demo/dist of the checkout)"
+    )
+    address_file: Path | None = Field(
+        None,
+        description="once listening, `serve` writes the URL it serves here (removed on exit);"
+        " `chat-gateway health` probes that URL (the image's HEALTHCHECK)",
     )
 
     # --- providers ---
@@ -185,8 +202,16 @@ class Settings(BaseSettings):
     aliases: dict[str, str] = Field(default_factory=dict)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=_default_agents)
-    default_agent: str | None = Field(
-        "assistant", description="agent applied when a request names none; empty = none"
+    # Which agent a request that names none gets, per transport. The OpenAI-compatible
+    # HTTP API is a drop-in: by default it sends exactly the caller's messages.
+    ws_default_agent: str | None = Field(
+        "assistant",
+        description="agent for a WebSocket response.create that names none; empty = none",
+    )
+    http_default_agent: str | None = Field(
+        None,
+        description="agent for a chat completion request that names none; empty = none"
+        " (the default: the request's own messages go upstream unchanged)",
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)  # type: ignore[arg-type]
@@ -260,17 +285,17 @@ class Settings(BaseSettings):
         # Configured agents add to (or redefine) the shipped ones rather than replace them.
         return {**_default_agents(), **value}
 
-    @field_validator("default_agent", mode="before")
+    @field_validator("ws_default_agent", "http_default_agent", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _default_agent_exists(self) -> Settings:
-        if self.default_agent is not None and self.default_agent not in self.agents:
-            raise ValueError(
-                f"default_agent '{self.default_agent}' is not one of the configured agents"
-            )
+    def _default_agents_exist(self) -> Settings:
+        for name in ("ws_default_agent", "http_default_agent"):
+            agent = getattr(self, name)
+            if agent is not None and agent not in self.agents:
+                raise ValueError(f"{name}: '{agent}' is not one of the configured agents")
         return self
 
     @field_validator("ollama_models", "allowed_origins", "client_keys", mode="before")
@@ -293,8 +318,32 @@ class Settings(BaseSettings):
         return self.ollama_base_url is not None
 
     @property
+    def real_provider_configured(self) -> bool:
+        return self.openai_configured or self.anthropic_configured or self.ollama_configured
+
+    @property
     def auth_enabled(self) -> bool:
         return bool(self.client_keys or self.keys)
+
+    # Set by load_settings: the TOML file read, if any (for the start-up log).
+    _config_file: Path | None = PrivateAttr(None)
+
+    @property
+    def config_source(self) -> str:
+        file = f"{self._config_file} + " if self._config_file is not None else ""
+        return f"{file}{ENV_PREFIX}* environment + defaults"
+
+
+def env_names() -> frozenset[str]:
+    """Every environment variable a setting is read from (top level; ``__`` nests below)."""
+    names = {CONFIG_ENV}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(c for c in alias.choices if isinstance(c, str) and c.isupper())
+        else:
+            names.add(ENV_PREFIX + name.upper())
+    return frozenset(names)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -303,7 +352,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     ``config_file`` defaults to ``$GATEWAY_CONFIG`` when set. Raises
     :class:`ConfigError` naming every invalid field.
     """
-    raw_path = config_file or os.environ.get("GATEWAY_CONFIG")
+    raw_path = config_file or os.environ.get(CONFIG_ENV)
     path = Path(raw_path) if raw_path else None
     if path is not None:
         _check_readable_toml(path)
@@ -325,9 +374,13 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             return tuple(sources)
 
     try:
-        return _FromFile(**overrides)
+        settings = _FromFile(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_source_error(exc)) from None
+    settings._config_file = path
+    return settings
 
 
 def _check_readable_toml(path: Path) -> None:
@@ -337,6 +390,17 @@ def _check_readable_toml(path: Path) -> None:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _describe_source_error(exc: SettingsError) -> str:
+    # pydantic-settings says 'error parsing value for field "aliases" from source ...'
+    # when a structured value in the environment is not JSON.
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "settings"
+    env = ENV_PREFIX + field.upper()
+    return (
+        f"invalid configuration: {field}: {env} must be JSON"
+        f' (e.g. {env}=\'{{"fast": "demo/echo"}}\'): {exc.__cause__ or exc}'
+    )
 
 
 def _describe(exc: ValidationError) -> str:

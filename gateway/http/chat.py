@@ -58,6 +58,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
     try:
         prepared = services.orchestrator.prepare(
             messages=messages,
+            transport="http",
             model=body.model,
             agent=body.agent,
             params=body.params(),

@@ -83,7 +83,7 @@ def _agent_entries(services: Services) -> list[dict[str, Any]]:
             "id": agent.name,
             "object": "agent",
             "description": agent.description,
-            "model": agent.model or services.settings.default_model,
+            "model": services.orchestrator.model_of(agent),
         }
         for agent in services.orchestrator.agents.values()
     ]

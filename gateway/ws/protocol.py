@@ -269,6 +269,7 @@ class SocketProtocol:
         summary.extra["session_id"] = self.session.id
         prepared = self._orchestrator.prepare(
             messages=to_messages(message.messages),
+            transport="ws",
             model=model,
             agent=agent,
             params=_chat_params(self._params, message.params),

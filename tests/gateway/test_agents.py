@@ -20,7 +20,7 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
     config: dict[str, Any] = {
         "openai_api_key": "sk-test",
         "default_model": "demo/echo",
-        "default_agent": None,
+        "ws_default_agent": None,
         "aliases": {"fast": "gpt-4o-mini"},
         "agents": {
             "coder": {
@@ -50,7 +50,7 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
 def test_model_precedence(
     model: str | None, agent: str | None, expected_name: str, expected_target: Target
 ) -> None:
-    prepared = _orchestrator().prepare(messages=USER, model=model, agent=agent)
+    prepared = _orchestrator().prepare(transport="ws", messages=USER, model=model, agent=agent)
     assert prepared.request.model == expected_name
     assert prepared.route.requested_model == expected_name
     assert prepared.route.targets[0] == expected_target
@@ -59,7 +59,7 @@ def test_model_precedence(
 
 def test_instructions_become_the_first_system_message() -> None:
     history = (ChatMessage("system", "Be nice."), *USER)
-    prepared = _orchestrator().prepare(messages=history, agent="coder")
+    prepared = _orchestrator().prepare(transport="ws", messages=history, agent="coder")
     assert prepared.request.messages == (
         ChatMessage("system", "Answer with code only."),
         *history,
@@ -67,43 +67,52 @@ def test_instructions_become_the_first_system_message() -> None:
 
 
 def test_no_instructions_no_system_message() -> None:
-    assert _orchestrator().prepare(messages=USER, agent="plain").request.messages == USER
-    assert _orchestrator().prepare(messages=USER).request.messages == USER
+    assert (
+        _orchestrator().prepare(transport="ws", messages=USER, agent="plain").request.messages
+        == USER
+    )
+    assert _orchestrator().prepare(transport="ws", messages=USER).request.messages == USER
 
 
 def test_explicit_params_override_the_agents() -> None:
     prepared = _orchestrator().prepare(
-        messages=USER, agent="coder", params=ChatParams(temperature=0.9, stop=("END",))
+        transport="ws",
+        messages=USER,
+        agent="coder",
+        params=ChatParams(temperature=0.9, stop=("END",)),
     )
     assert prepared.request.params == ChatParams(temperature=0.9, max_tokens=100, stop=("END",))
 
 
 def test_agent_params_apply_when_none_given() -> None:
-    prepared = _orchestrator().prepare(messages=USER, agent="coder")
+    prepared = _orchestrator().prepare(transport="ws", messages=USER, agent="coder")
     assert prepared.request.params == ChatParams(temperature=0.1, max_tokens=100)
 
 
 def test_params_pass_through_without_agent() -> None:
     params = ChatParams(temperature=0.5, top_p=0.9, max_tokens=7)
-    assert _orchestrator().prepare(messages=USER, params=params).request.params == params
+    assert (
+        _orchestrator().prepare(transport="ws", messages=USER, params=params).request.params
+        == params
+    )
 
 
 def test_unknown_agent() -> None:
     with pytest.raises(AgentNotFound) as caught:
-        _orchestrator().prepare(messages=USER, agent="nobody")
+        _orchestrator().prepare(transport="ws", messages=USER, agent="nobody")
     assert caught.value.param == "agent"
     assert caught.value.http_status == 404
 
 
 def test_empty_messages() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        _orchestrator().prepare(messages=[], agent="coder")
+        _orchestrator().prepare(transport="ws", messages=[], agent="coder")
     assert caught.value.param == "messages"
 
 
 def test_unresolvable_model_is_model_not_found() -> None:
     with pytest.raises(ModelNotFound):
-        _orchestrator(openai_api_key=None).prepare(messages=USER, model="gpt-4o")
+        _orchestrator(openai_api_key=None).prepare(transport="ws", messages=USER, model="gpt-4o")
 
 
 def test_default_agents_are_loaded() -> None:
@@ -115,19 +124,50 @@ def test_default_agents_are_loaded() -> None:
     assert "triage" in triage.instructions
 
 
-def test_the_default_agent_applies_when_none_is_named() -> None:
-    orchestrator = _orchestrator(default_agent="coder")
-    prepared = orchestrator.prepare(messages=USER)
+def test_the_socket_default_agent_applies_when_none_is_named() -> None:
+    orchestrator = _orchestrator(ws_default_agent="coder")
+    prepared = orchestrator.prepare(transport="ws", messages=USER)
     assert prepared.agent == "coder"
     assert prepared.request.messages[0] == ChatMessage("system", "Answer with code only.")
     assert prepared.route.targets[0] == Target("demo", "lorem")
     # A named agent still wins over the default.
-    assert orchestrator.prepare(messages=USER, agent="plain").request.messages == USER
+    assert (
+        orchestrator.prepare(transport="ws", messages=USER, agent="plain").request.messages == USER
+    )
 
 
-def test_default_agent_must_exist() -> None:
+def test_the_http_api_gets_no_agent_unless_configured() -> None:
+    # The shipped defaults: the socket gets 'assistant', the OpenAI-compatible API none.
+    settings = load_settings()
+    assert (settings.ws_default_agent, settings.http_default_agent) == ("assistant", None)
+    orchestrator = Orchestrator(settings, Router(settings, ProviderRegistry(settings)))
+    http = orchestrator.prepare(transport="http", messages=USER)
+    assert (http.agent, http.request.messages) == (None, USER)
+    ws = orchestrator.prepare(transport="ws", messages=USER)
+    assert ws.agent == "assistant"
+    assert ws.request.messages[0].role == "system"
+    # Configured, the HTTP default applies to HTTP only.
+    configured = _orchestrator(http_default_agent="coder")
+    assert configured.prepare(transport="http", messages=USER).agent == "coder"
+    assert configured.prepare(transport="ws", messages=USER).agent is None
+
+
+@pytest.mark.parametrize("setting", ["ws_default_agent", "http_default_agent"])
+def test_default_agents_must_exist(setting: str) -> None:
     from gateway.settings import ConfigError
 
-    with pytest.raises(ConfigError, match="default_agent"):
-        load_settings(default_agent="nope")
-    assert load_settings(default_agent="").default_agent is None
+    with pytest.raises(ConfigError, match=setting):
+        load_settings(**{setting: "nope"})
+    assert getattr(load_settings(**{setting: ""}), setting) is None
+
+
+def test_ticket_triage_uses_the_demo_triage_model_while_only_demo_runs() -> None:
+    settings = load_settings()
+    orchestrator = Orchestrator(settings, Router(settings, ProviderRegistry(settings)))
+    prepared = orchestrator.prepare(transport="http", messages=USER, agent="ticket-triage")
+    assert prepared.route.targets[0] == Target("demo", "triage")
+    # With a real provider configured, the agent follows the default model again.
+    real = load_settings(openai_api_key="sk-test", default_model="gpt-4o-mini")
+    orchestrator = Orchestrator(real, Router(real, ProviderRegistry(real)))
+    prepared = orchestrator.prepare(transport="http", messages=USER, agent="ticket-triage")
+    assert prepared.route.targets[0] == Target("openai", "gpt-4o-mini")

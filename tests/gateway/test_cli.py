@@ -42,10 +42,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def serving(port: int, **env: str) -> AsyncIterator[tuple[Process, list[str]]]:
-    """Start ``chat-gateway serve``; ready once uvicorn logs that it is running."""
+    """Start ``chat-gateway serve``; ready once it logs that it listens."""
     process = await anyio.open_process(
         [*COMMAND, "serve", "--port", str(port)],
-        env=clean_env(GATEWAY_DEMO_TOKEN_DELAY_MS="0", GATEWAY_LOG_FORMAT="json", **env),
+        env=clean_env(**{"GATEWAY_DEMO_TOKEN_DELAY_MS": "0", "GATEWAY_LOG_FORMAT": "json", **env}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -55,7 +55,7 @@ async def serving(port: int, **env: str) -> AsyncIterator[tuple[Process, list[st
     try:
         buffer = b""
         with anyio.fail_after(15):
-            while b"Uvicorn running on" not in buffer:
+            while b"gateway.listening" not in buffer:
                 buffer += await stderr.receive()
         lines.extend(buffer.decode().splitlines())
         yield process, lines

@@ -117,11 +117,14 @@ async def test_session_update_with_unknown_model_is_rejected_whole() -> None:
 async def test_agent_instructions_reach_the_model() -> None:
     async with gateway() as gw:
         client = await gw.open()
-        rid = await client.create("my laptop battery died", agent="ticket-triage")
+        rid = await client.create("my laptop battery died", agent="assistant")
         got = await client.response(rid)
-        # ticket-triage's default model is the configured default (demo/echo), which
-        # echoes the last user message: the agent's system message did not replace it.
+        # assistant's model is the configured default (demo/echo), which echoes the
+        # last user message: the agent's system message did not replace it.
         assert got.text == "my laptop battery died"
+        # With only the demo provider, ticket-triage runs on demo/triage.
+        rid = await client.create("my laptop battery died", agent="ticket-triage")
+        assert "priority" in (await client.response(rid)).text.lower()
         await client.send(
             "response.create", request_id="r2", messages=user("hi"), agent="no-such-agent"
         )
