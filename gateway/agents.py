@@ -16,8 +16,10 @@ from gateway.providers.base import ChatMessage, ChatOptions, ChatParams, ChatReq
 from gateway.router import Route, Router
 from gateway.settings import AgentConfig, Settings
 
-# Which surface a request came in on: each has its own default agent (settings).
-Transport = Literal["http", "ws"]
+# Which surface a request came in on. The OpenAI-compatible API has a default agent of
+# its own (none unless configured); the chat-UI surfaces, the WebSocket and the UI
+# Message Stream, share ws_default_agent.
+Transport = Literal["http", "ws", "ui"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Orchestrator:
         self._default_agents: dict[Transport, str | None] = {
             "http": settings.http_default_agent,
             "ws": settings.ws_default_agent,
+            "ui": settings.ws_default_agent,
         }
         offline = not settings.real_provider_configured
         self.agents: dict[str, Agent] = {

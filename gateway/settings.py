@@ -206,7 +206,8 @@ class Settings(BaseSettings):
     # HTTP API is a drop-in: by default it sends exactly the caller's messages.
     ws_default_agent: str | None = Field(
         "assistant",
-        description="agent for a WebSocket response.create that names none; empty = none",
+        description="agent for a WebSocket response.create (or a UI chat) naming none;"
+        " empty = none",
     )
     http_default_agent: str | None = Field(
         None,

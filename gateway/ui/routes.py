@@ -62,7 +62,11 @@ async def ui_chat(request: Request) -> Response:
     summary.extra["chat_id"] = body.id
     try:
         prepared = services.orchestrator.prepare(
-            messages=body.chat_messages(), model=body.model, agent=body.agent, params=body.params()
+            messages=body.chat_messages(),
+            transport="ui",
+            model=body.model,
+            agent=body.agent,
+            params=body.params(),
         )
         principal.check_model(prepared.route)
     except GatewayError as err:
