@@ -9,15 +9,16 @@ import anyio
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from gateway import http, ui, ws
 from gateway.agents import Orchestrator
 from gateway.auth import Authenticator
 from gateway.http import web_demo
+from gateway.http.cors import CorsMiddleware
 from gateway.lifecycle import Lifecycle
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
+from gateway.request_id import RequestIdMiddleware
 from gateway.router import Router
 from gateway.scaleout.redis_backend import RedisBackend
 from gateway.services import Services
@@ -92,16 +93,11 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await providers.aclose()
 
-    middleware = []
-    if settings.allowed_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.allowed_origins,
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["authorization", "content-type"],
-            )
-        )
+    middleware = [
+        # Outermost: every response, the middleware's own refusals included, gets an id.
+        Middleware(RequestIdMiddleware),
+        Middleware(CorsMiddleware, allowed_origins=settings.allowed_origins),
+    ]
     return Starlette(
         routes=[*http.routes(), *ui.routes(), *ws.routes(), *web_demo.routes(settings)],
         middleware=middleware,

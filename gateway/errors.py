@@ -92,6 +92,14 @@ class Forbidden(GatewayError):
     http_status = 403
 
 
+class UpgradeRequired(GatewayError):
+    """A plain HTTP request to the WebSocket route."""
+
+    code = "upgrade_required"
+    type = "invalid_request_error"
+    http_status = 426
+
+
 class ModelNotFound(GatewayError):
     code = "model_not_found"
     type = "invalid_request_error"

@@ -78,6 +78,35 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         for old_filter in [f for f in logger.filters if isinstance(f, UvicornRedaction)]:
             logger.removeFilter(old_filter)
         logger.addFilter(UvicornRedaction())
+    access = logging.getLogger("uvicorn.access")
+    for probes in [f for f in access.filters if isinstance(f, _ProbesAtDebug)]:
+        access.removeFilter(probes)
+    access.addFilter(_ProbesAtDebug(level))
+
+
+class _ProbesAtDebug(logging.Filter):
+    """Health probes (a load balancer's every few seconds) are access-logged at debug.
+
+    uvicorn logs every request at info; a probe line every 10 s per probe drowns the
+    lines that matter. The record passes the logger's level check before filters
+    run, so this both lowers its level and drops it when debug is not wanted.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn's access record: (client, method, path, http version, status)
+        if not (isinstance(args, tuple) and len(args) == 5 and _is_probe(args[2])):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self._level <= logging.DEBUG
+
+
+def _is_probe(path: object) -> bool:
+    return isinstance(path, str) and (path == "/health" or path.startswith("/health/"))
 
 
 def _orjson_dumps(obj: Any, **_: Any) -> str:

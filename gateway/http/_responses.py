@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import GatewayError, InternalError, Unauthorized
+from gateway.request_id import HEADER, request_id_of
 
 _HTTP_CODES = {
     404: ("not_found", "invalid_request_error", "no such route"),
@@ -59,7 +60,8 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     # Starlette re-raises after this response, so uvicorn logs the traceback once.
-    return error_response(InternalError("internal error"))
+    # It runs outside the request-id middleware: the id is put on here.
+    return error_response(InternalError("internal error"), {HEADER: request_id_of(request)})
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -22,6 +22,7 @@ from gateway.http._chat_request import parse_body
 from gateway.http._responses import JSON
 from gateway.http._stream import ChatStreamResponse
 from gateway.providers.base import ChatMessage, Choice, Completion
+from gateway.request_id import set_request_id
 from gateway.services import Services, services_of
 from gateway.telemetry import ChatSummary
 
@@ -53,6 +54,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         stream=stream,
         agent=body.agent,
     )
+    set_request_id(request, summary.request_id)  # error responses carry it too
     if services.settings.log_content:
         summary.prompt = _last_user_text(messages)
     try:

@@ -16,6 +16,8 @@ __all__ = ["drain_hook", "routes"]
 def routes() -> list[BaseRoute]:
     # Imported here: the endpoint pulls in the services, which import this package
     # (its drain and limits modules) -- at run time, not as a circle of modules.
+    from gateway.ws.endpoint import PATH
     from gateway.ws.endpoint import routes as _routes
+    from gateway.ws.upgrade_hint import route as upgrade_hint
 
-    return list(_routes())
+    return [*_routes(), upgrade_hint(PATH)]

@@ -26,6 +26,7 @@ from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway import origins, request_id
 from gateway.auth import bearer_token
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from gateway.services import services_of
@@ -159,7 +160,10 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         await _deny(websocket, BadRequest(f"subprotocol '{PROTOCOL}' is required"))
         return
     if not _origin_allowed(websocket, settings.allowed_origins):
-        await _deny(websocket, Forbidden("origin not allowed"))
+        origin = websocket.headers.get("origin", "")
+        shown = origin[: origins.MAX_SHOWN]
+        _log.warning("ws.origin_refused", origin=shown, setting=origins.SETTING)
+        await _deny(websocket, Forbidden(origins.refused_hint(origin)))
         return
     token = _subprotocol_token(offered) or bearer_token(websocket.headers)
     try:
@@ -227,7 +231,7 @@ def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
-    if "*" in allowed or origin in allowed:
+    if origins.listed(origin, allowed):
         return True
     host = websocket.headers.get("host")
     return host is not None and urlsplit(origin).netloc.lower() == host.lower()
@@ -238,7 +242,9 @@ async def _deny(websocket: WebSocket, err: GatewayError) -> None:
         await websocket.close()  # the server can only say 403
         return
     body = orjson.dumps({"error": err.to_dict()})
-    headers = {"www-authenticate": "Bearer"} if err.http_status == 401 else None
+    headers = {request_id.HEADER: request_id.new_request_id()}
+    if err.http_status == 401:
+        headers["www-authenticate"] = "Bearer"
     await websocket.send_denial_response(
         Response(body, status_code=err.http_status, media_type="application/json", headers=headers)
     )

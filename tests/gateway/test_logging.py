@@ -74,3 +74,17 @@ def test_chat_summary_shape_without_content() -> None:
     assert isinstance(line["ttft_ms"], float) and isinstance(line["duration_ms"], float)
     assert line["principal"] == "key-abc"
     assert "prompt" not in line and "completion" not in line
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_health_probes_are_access_logged_at_debug(level: str) -> None:
+    stream = io.StringIO()
+    configure_logging(load_settings(log_format="json", log_level=level), stream)
+    access = logging.getLogger("uvicorn.access")
+    line = '%s - "%s %s HTTP/%s" %d'
+    for path in ("/health/live", "/health", "/health/ready", "/api/v1/models"):
+        access.info(line, "127.0.0.1:5000", "GET", path, "1.1", 200)
+    logged = [(r["level"], str(r["event"]).split()[3]) for r in records(stream)]
+    probes = [("debug", p) for p in ("/health/live", "/health", "/health/ready")]
+    expected = [*(probes if level == "debug" else []), ("info", "/api/v1/models")]
+    assert logged == expected

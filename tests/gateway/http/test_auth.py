@@ -116,6 +116,6 @@ async def test_cors_preflight_for_a_configured_origin() -> None:
     assert allowed.headers["access-control-allow-origin"] == origin
     assert "POST" in allowed.headers["access-control-allow-methods"]
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
-    assert denied.status_code == 400
+    assert denied.status_code == 403  # with a hint naming the setting (test_browser_hints)
     assert "access-control-allow-origin" not in denied.headers
     assert simple.headers["access-control-allow-origin"] == origin
