@@ -35,9 +35,12 @@ def _run(source: str) -> str:
 async def test_the_websocket_example_prints_why_an_answer_failed() -> None:
     upstream = FakeUpstream(api_key="sk-fake")
     upstream.queue(Scenario(tokens=["a", "b", "c"], error_after=1))
-    async with serve(openai_fake_app(upstream)) as fake, gateway(
-        openai_base_url=f"{fake}/v1", openai_api_key="sk-fake", retry={"max_attempts": 1}
-    ) as gw:
+    async with (
+        serve(openai_fake_app(upstream)) as fake,
+        gateway(
+            openai_base_url=f"{fake}/v1", openai_api_key="sk-fake", retry={"max_attempts": 1}
+        ) as gw,
+    ):
         source = _websocket_example()
         source = source.replace("ws://127.0.0.1:8000/api/v1/ws", gw.url)
         source = source.replace('"demo/echo"', '"openai/gpt-4o-mini"')

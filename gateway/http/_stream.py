@@ -49,7 +49,11 @@ class ChatStreamResponse(Response):
         request_id = relay.summary.request_id
         writer = ChunkWriter(request_id, int(time.time()), self._model, self._include_usage)
         encoder = ChunkEncoder(send, writer, request_id)
-        with self._in_flight.track():
+        # At the drain deadline the drain cancels this scope: the relay, cancelled
+        # without a client abort, ends the answer as server_draining (in-band, then
+        # [DONE]; a 503 before the first token), so no client takes a cut answer for
+        # a whole one.
+        with anyio.CancelScope() as cut, self._in_flight.track(cut.cancel):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, relay.abort)
                 # Starting a request is the longest stretch of CPU in the gateway: the
