@@ -27,8 +27,10 @@ from gateway.startup import report
 
 _log = structlog.get_logger("gateway.server")
 
-# Requests still open after the drain (and uvicorn's own wait) are cancelled after this.
-_GRACEFUL_SHUTDOWN_S = 5
+# After the drain, uvicorn waits at most this for connections still open (the drain
+# has ended every answer by then, so this is rarely used), then cancels them.
+# drain_timeout_s + this is the longest a stop takes: 20 + 5 = 25 s by default.
+GRACEFUL_SHUTDOWN_S = 5
 
 # Net tracked allocations between two young collections (CPython's default: 700);
 # see _tune_collector.
@@ -148,7 +150,7 @@ def build_server(settings: Settings) -> GatewayServer:
         proxy_headers=True,
         log_config=None,  # structlog (gateway.logging) owns logging
         log_level=settings.log_level,
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         lifespan="on",
         server_header=False,
     )

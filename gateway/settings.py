@@ -245,7 +245,9 @@ class Settings(BaseSettings):
     # --- WebSocket sessions ---
     resume_window_ms: int = Field(30_000, ge=0)
     max_message_bytes: int = Field(256 * 1024, ge=1024)
-    drain_timeout_s: float = Field(30.0, ge=0)
+    # With uvicorn's own wait after it (server.GRACEFUL_SHUTDOWN_S) the whole stop
+    # fits inside Kubernetes' default 30 s grace period (README: "Graceful drain").
+    drain_timeout_s: float = Field(20.0, ge=0)
     heartbeat_interval_ms: int = Field(25_000, gt=0)
     idle_timeout_ms: int = Field(60_000, gt=0)
     max_concurrent_responses: int = Field(4, ge=1)

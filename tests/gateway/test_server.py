@@ -157,3 +157,11 @@ async def test_start_up_freezes_its_heap_and_spaces_young_collections_out() -> N
     async with running():
         assert gc.get_freeze_count() > 10_000  # the imports' objects are out of the collector
         assert gc.get_threshold() == (10_000, 10, 10)
+
+
+def test_the_default_stop_fits_a_30_s_grace_period() -> None:
+    from gateway.server import GRACEFUL_SHUTDOWN_S
+
+    worst = load_settings().drain_timeout_s + GRACEFUL_SHUTDOWN_S
+    assert worst <= 25  # Kubernetes' default terminationGracePeriodSeconds is 30
+    assert build_server(load_settings()).config.timeout_graceful_shutdown == GRACEFUL_SHUTDOWN_S

@@ -128,3 +128,38 @@ async def test_the_stream_ends_with_an_error_event_then_done(
     assert set(error) == ERROR_KEYS
     assert error["code"].startswith(code), error
     assert all(b'"finish_reason":"stop"' not in e for e in events)
+
+
+async def test_sigterm_cuts_an_sse_answer_at_the_deadline_and_the_sdk_raises() -> None:
+    """The real command: SIGTERM with an answer in flight; it ends with an error the SDK
+    raises, and the process exits within drain timeout + uvicorn's wait."""
+    import signal
+    import time
+
+    from gateway.server import GRACEFUL_SHUTDOWN_S
+    from tests.gateway.test_cli import free_port, serving
+
+    port = free_port()
+    env = {"GATEWAY_DEMO_TOKEN_DELAY_MS": "100", "GATEWAY_DRAIN_TIMEOUT_S": "1"}
+    async with serving(port, **env) as (process, _):
+        client = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/api/v1", api_key="unused", max_retries=0
+        )
+        async with client:
+            stream = await client.chat.completions.create(
+                model="demo/lorem", messages=user("x"), max_tokens=500, stream=True
+            )
+            texts: list[str] = []
+            with pytest.raises(openai.APIError) as caught:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        if not texts:
+                            signalled = time.monotonic()
+                            process.send_signal(signal.SIGTERM)
+                        texts.append(chunk.choices[0].delta.content)
+        with anyio.fail_after(1 + GRACEFUL_SHUTDOWN_S + 10):
+            assert await process.wait() == 0
+        assert time.monotonic() - signalled < 1 + GRACEFUL_SHUTDOWN_S + 10
+    assert 0 < len(texts) < 500
+    body = caught.value.body
+    assert isinstance(body, dict) and body.get("code") == "server_draining", body
