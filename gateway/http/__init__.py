@@ -6,12 +6,18 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from gateway.http import admin, chat, health, models
+from gateway.http import admin, chat, health, models, openapi
 from gateway.http._responses import EXCEPTION_HANDLERS
 
 
 def routes() -> list[BaseRoute]:
-    return [*health.routes(), *chat.routes(), *models.routes(), *admin.routes()]
+    return [
+        *health.routes(),
+        *chat.routes(),
+        *models.routes(),
+        *admin.routes(),
+        *openapi.routes(),
+    ]
 
 
 def exception_handlers() -> dict[Any, Any]:

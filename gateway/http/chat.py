@@ -18,19 +18,24 @@ from gateway.agents import Prepared
 from gateway.errors import GatewayError
 from gateway.http._access import require_principal
 from gateway.http._body import read_body
-from gateway.http._chat_request import parse_body
+from gateway.http._chat_request import ChatCompletionBody, parse_body
 from gateway.http._responses import JSON
 from gateway.http._stream import ChatStreamResponse
+from gateway.http.openapi import describe
 from gateway.providers.base import ChatMessage, Choice, Completion
 from gateway.request_id import set_request_id
 from gateway.services import Services, services_of
 from gateway.telemetry import ChatSummary
 
 
+@describe(
+    summary="Chat completion (OpenAI-compatible; stream: true answers SSE)", body=ChatCompletionBody
+)
 async def chat_completions(request: Request) -> Response:
     return await _chat(request, force_stream=False)
 
 
+@describe(summary="Chat completion, always streamed (SSE)", body=ChatCompletionBody)
 async def chat_completions_stream(request: Request) -> Response:
     return await _chat(request, force_stream=True)
 
