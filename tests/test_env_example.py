@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from gateway.settings import ENV_PREFIX, Settings, env_names
 
@@ -17,6 +17,8 @@ LISTED = dict(re.findall(r"^# ([A-Z][A-Z0-9_]*)=(.*)$", EXAMPLE, re.M))
 def _shown(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, SecretStr):  # a default, never a real secret
+        return value.get_secret_value()
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
