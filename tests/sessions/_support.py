@@ -21,6 +21,10 @@ class ListSink:
         self._changed.set()
         self._changed = anyio.Event()
 
+    async def changed(self) -> None:
+        """Return after the next push (callers bound the wait themselves)."""
+        await self._changed.wait()
+
     async def wait_for(self, predicate: Callable[[list[SinkEvent]], bool]) -> None:
         with anyio.fail_after(2):
             while not predicate(self.events):

@@ -10,6 +10,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import pytest
 
 from gateway.scaleout.redis_backend import RedisBackend
@@ -126,3 +127,36 @@ async def test_another_principal_finds_nothing_elsewhere(redis_server: RedisServ
         result = await b.resume(b.open_session("mallory", sink), response.id, response.epoch, 0)
         assert not result.recovered
         assert [e for e in sink.events if isinstance(e, Delta | Done)] == []
+
+
+async def test_a_dead_owner_ends_followers_failed_owner_lost(redis_server: RedisServer) -> None:
+    async with pair(redis_server) as (a, b):
+        on_a = a.open_session("alice", ListSink())
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script)
+        script.feed("a", "b")
+        await script.wait_emitted(2)
+        a.close_session(on_a)
+        follower = ListSink()
+        await b.resume(b.open_session("alice", follower), response.id, response.epoch, -1)
+        await follower.wait_for(lambda _: follower.texts(response.id) == ["a", "b"])
+
+        # A "dies" as far as Redis can tell: its lease is neither renewed nor there.
+        backend = a.backend
+        assert isinstance(backend, RedisBackend)
+
+        async def frozen() -> None:
+            return None
+
+        backend._heartbeat_once = frozen  # type: ignore[method-assign]
+        await backend._client().delete(f"{backend._keys.prefix}instance:{backend.instance_id}")
+        with anyio.fail_after(10):  # the lease bound is 1 s here
+            done = await _done(follower, response.id)
+        assert (done.status, done.reason, done.seq) == (Status.FAILED, "owner_lost", 3)
+        assert follower.seqs(response.id) == [0, 1, 2, 3]
+
+
+async def _done(sink: ListSink, response_id: str) -> Done:
+    while not sink.dones(response_id):
+        await sink.changed()
+    return sink.dones(response_id)[0]
