@@ -88,7 +88,13 @@ endif
 # Re-resolve after editing pyproject.toml: existing pins are kept, new packages get the
 # newest versions that fit. The runtime lock is constrained by the dev lock, so both
 # always pin the same version of a shared package.
-lock: $(BIN)/activate
+# Only uv is needed here, not an up-to-date venv: after an edit of pyproject.toml the venv
+# cannot be installed until the lock has been made again.
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "$$(grep -m1 '^uv==' $(DEV_LOCK) | cut -d' ' -f1)"
+
+lock: | $(BIN)/uv
 	$(COMPILE) --extra dev $(UPGRADE_FLAGS) -o $(DEV_LOCK)
 	$(COMPILE) -c $(DEV_LOCK) -o $(LOCK)
 	@$(MAKE) --no-print-directory $(BIN)/activate

@@ -16,6 +16,7 @@ from gateway.auth import Authenticator
 from gateway.http import web_demo
 from gateway.http.cors import CorsMiddleware
 from gateway.lifecycle import Lifecycle
+from gateway.metrics import GatewayState, Metrics
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.request_id import RequestIdMiddleware
@@ -50,7 +51,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         providers = ProviderRegistry(settings)
         providers.warm()
-        router = Router(settings, providers)
+        metrics = Metrics()
+        router = Router(settings, providers, observer=metrics)
         sessions = SessionManager(
             backend=sessions_backend(settings),
             resume_window_s=settings.resume_window_ms / 1000,
@@ -71,7 +73,9 @@ def create_app(settings: Settings) -> Starlette:
             provider_health=ProviderHealth(settings, providers),
             sessions=sessions,
             sockets=sockets,
+            metrics=metrics,
         )
+        metrics.watch(_state_of(services))
         services.lifecycle.add_drain_hook(ws.drain_hook(sessions, sockets))
         services.lifecycle.add_drain_hook(services.http_streams.drain)
         app.state.services = services
@@ -103,4 +107,21 @@ def create_app(settings: Settings) -> Starlette:
         middleware=middleware,
         exception_handlers=http.exception_handlers(),
         lifespan=lifespan,
+    )
+
+
+def _state_of(services: Services) -> GatewayState:
+    """What /metrics reads from the running services at each scrape."""
+    sockets, sessions = services.sockets, services.sessions
+    assert sockets is not None and sessions is not None
+    router, providers = services.router, services.providers
+    return GatewayState(
+        open_sockets=lambda: len(sockets),
+        running_responses=lambda: sessions.active_responses,
+        http_streams=lambda: services.http_streams.count,
+        circuits=lambda: {
+            name: router.breakers.state(name)
+            for name in providers.known
+            if providers.is_configured(name)
+        },
     )

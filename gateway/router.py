@@ -74,6 +74,27 @@ class Route:
     targets: tuple[Target, ...]  # primary first, then the fallback chain
 
 
+class DeliveryObserver(Protocol):
+    """Told of each failed attempt, retry and fallback (``gateway.metrics.Metrics`` is one)."""
+
+    def upstream_failed(self, provider: str, code: str) -> None: ...
+
+    def retried(self, provider: str) -> None: ...
+
+    def fell_back(self, from_provider: str, to_provider: str) -> None: ...
+
+
+class _Unobserved:
+    def upstream_failed(self, provider: str, code: str) -> None:
+        return None
+
+    def retried(self, provider: str) -> None:
+        return None
+
+    def fell_back(self, from_provider: str, to_provider: str) -> None:
+        return None
+
+
 class ProviderSource(Protocol):
     """What the router needs from a provider registry (``ProviderRegistry`` is one)."""
 
@@ -312,6 +333,7 @@ class Router:
         random: Callable[[], float] = _random.random,
         breakers: CircuitBreakers | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self._settings = settings
         self._providers = providers
@@ -319,6 +341,7 @@ class Router:
         self._random = random
         self.breakers = breakers or CircuitBreakers(settings.circuit_breaker, clock=clock)
         self._clock = clock
+        self._observer: DeliveryObserver = observer or _Unobserved()
         self._known = frozenset(providers.known)
         self._ollama_models = frozenset(settings.ollama_models)
         self._retry = settings.retry
@@ -446,6 +469,7 @@ class Router:
                     upstream_status=last.upstream_status,
                     detail=last.detail,
                 )
+                self._observer.fell_back(route.targets[index - 1].provider, target.provider)
             provider = self._providers.get(target.provider)
             per_target = replace(request, model=target.model)
             try:
@@ -472,10 +496,10 @@ class Router:
                 try:
                     result = await attempt(provider, per_target, remaining)
                 except UpstreamBadRequest as err:
-                    self.breakers.failed(target.provider, err)
+                    self._attempt_failed(target, err)
                     raise  # the request itself is wrong: elsewhere it would fail too
                 except UpstreamError as err:
-                    self.breakers.failed(target.provider, err)
+                    self._attempt_failed(target, err)
                     last = err
                 except BaseException:
                     self.breakers.abandoned(target.provider)
@@ -495,9 +519,14 @@ class Router:
                     upstream_status=last.upstream_status,
                     detail=last.detail,
                 )
+                self._observer.retried(target.provider)
                 await self._sleep(delay)
         assert last is not None  # a Route always has at least one target
         raise last
+
+    def _attempt_failed(self, target: Target, err: UpstreamError) -> None:
+        self.breakers.failed(target.provider, err)
+        self._observer.upstream_failed(target.provider, err.code)
 
     def _retry_delay(self, err: UpstreamError, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before retrying the same target, or None to move on."""

@@ -10,6 +10,7 @@ from gateway.agents import Orchestrator
 from gateway.auth import Authenticator
 from gateway.inflight import InFlight
 from gateway.lifecycle import Lifecycle
+from gateway.metrics import Metrics
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
@@ -34,6 +35,8 @@ class Services:
     # WebSocket sessions: the manager runs in the lifespan; the registry counts sockets.
     sessions: SessionManager | None = None
     sockets: SocketRegistry[OpenSocket] | None = None
+    # Prometheus figures for /metrics: events counted where they happen, state at scrape.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     )
     allowed_origins: CsvList = Field(default_factory=list)
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token /metrics requires; unset = open, like /health"
+    )
 
     # --- HTTP API request limits ---
     max_request_bytes: int = Field(

@@ -8,6 +8,7 @@ filled in as the request progresses and emitted once at the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ class ChatSummary:
     extra: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    # Told of the finished summary (the metrics); None in tests that build one by hand.
+    on_emit: Callable[[ChatSummary], None] | None = None
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -64,6 +67,9 @@ class ChatSummary:
         if self.status == "ok":
             self.status = "cancelled"
             self.finish_reason = self.finish_reason or "cancelled"
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
 
     def fields(self) -> dict[str, Any]:
         now = time.perf_counter()
@@ -96,6 +102,8 @@ class ChatSummary:
 
     def emit(self) -> None:
         _log.info("chat.request", **self.fields())
+        if self.on_emit is not None:
+            self.on_emit(self)
 
 
 def _ms(seconds: float) -> float:

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from gateway.http import admin, chat, health, models, openapi
+from gateway.http import admin, chat, health, metrics, models, openapi
 from gateway.http._responses import EXCEPTION_HANDLERS
 
 
@@ -16,6 +16,7 @@ def routes() -> list[BaseRoute]:
         *chat.routes(),
         *models.routes(),
         *admin.routes(),
+        *metrics.routes(),
         *openapi.routes(),
     ]
 

@@ -58,6 +58,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         model=body.model,
         stream=stream,
         agent=body.agent,
+        on_emit=services.metrics.observe_chat,
     )
     set_request_id(request, summary.request_id)  # error responses carry it too
     if services.settings.log_content:

@@ -58,6 +58,7 @@ async def ui_chat(request: Request) -> Response:
         model=body.model,
         stream=True,
         agent=body.agent,
+        on_emit=services.metrics.observe_chat,
     )
     summary.extra["chat_id"] = body.id
     try:

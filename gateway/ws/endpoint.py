@@ -45,7 +45,7 @@ _BEARER_PREFIX = "bearer."
 class SocketConnection:
     """One accepted socket: its outbox, its protocol state and the two tasks moving frames."""
 
-    __slots__ = ("_send", "_websocket", "outbox", "protocol")
+    __slots__ = ("_send", "_websocket", "closed_with", "outbox", "protocol")
 
     def __init__(
         self, websocket: WebSocket, send: Send, protocol: SocketProtocol, outbox: Outbox
@@ -54,6 +54,7 @@ class SocketConnection:
         self._send = send  # the server's own: frames bypass the WebSocket wrapper
         self.protocol = protocol
         self.outbox = outbox
+        self.closed_with: int | None = None  # the close code, when the server closed
 
     def draining(self, deadline_ms: int) -> None:
         self.protocol.draining(deadline_ms)
@@ -119,6 +120,7 @@ class SocketConnection:
             # Detach before the close frame: it may wait on a client that does not read,
             # and its responses must not wait with it.
             self.protocol.detach()
+            self.closed_with = code
             try:
                 await self._websocket.close(code, reason)
             except RuntimeError as exc:
@@ -184,6 +186,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         router=services.router,
         principal=principal,
         outbox=outbox,
+        metrics=services.metrics,
     )
     connection = SocketConnection(websocket, send, protocol, outbox)
     per_key = principal.id if settings.auth_enabled else None
@@ -201,6 +204,11 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         await connection.run(settings.idle_timeout_ms / 1000)
     finally:
         sockets.remove(connection)
+        services.metrics.socket_ended(
+            server_code=connection.closed_with,
+            frames_sent=outbox.frames_sent,
+            merged=outbox.merged,
+        )
 
 
 class _AsgiRoute(WebSocketRoute):

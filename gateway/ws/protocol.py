@@ -19,6 +19,7 @@ section below): ``response.cancel`` and ``ping`` are never rate-limited.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import structlog
@@ -34,6 +35,7 @@ from gateway.errors import (
     ResponseNotFound,
     UnsupportedParameter,
 )
+from gateway.metrics import Metrics
 from gateway.providers.base import ChatParams
 from gateway.relay import Relay
 from gateway.router import Router
@@ -74,12 +76,14 @@ class SocketProtocol:
         router: Router,
         principal: Principal,
         outbox: Outbox,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._manager = manager
         self._orchestrator = orchestrator
         self._router = router
         self._outbox = outbox
+        self._metrics = metrics
         self._bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
         self._flood = TokenBucket(settings.flood_messages_per_second, settings.flood_message_burst)
         self._violations = 0  # rate_limited in a row
@@ -235,9 +239,7 @@ class SocketProtocol:
         if isinstance(message, ResponseCreate):
             await self._create(message)
         elif isinstance(message, ResponseCancel):
-            await self._manager.cancel(
-                self.session, response_id=message.response_id, request_id=message.request_id
-            )
+            await self._cancel(message)
         elif isinstance(message, ResponseResume):
             await self._resume(message)
         elif isinstance(message, SessionUpdate):
@@ -265,6 +267,7 @@ class SocketProtocol:
             model=model,
             stream=True,
             agent=agent,
+            on_emit=self._metrics.observe_chat if self._metrics else None,
         )
         summary.extra["session_id"] = self.session.id
         prepared = self._orchestrator.prepare(
@@ -295,11 +298,22 @@ class SocketProtocol:
                 conversation_id=message.conversation_id,
             )
 
+    async def _cancel(self, message: ResponseCancel) -> None:
+        started = time.perf_counter()
+        await self._manager.cancel(
+            self.session, response_id=message.response_id, request_id=message.request_id
+        )
+        # The cancel has cut the upstream off synchronously by the time it returns.
+        if self._metrics is not None:
+            self._metrics.cancelled("ws", time.perf_counter() - started)
+
     async def _resume(self, message: ResponseResume) -> None:
         with self._outbox.replaying():
             result = await self._manager.resume(
                 self.session, message.response_id, message.epoch, message.last_seq
             )
+        if self._metrics is not None:
+            self._metrics.resume_attempted(result.recovered)
         if not result.recovered:
             # resume.result already says so; the error carries the client's event_id
             # for clients that correlate failures generically.
