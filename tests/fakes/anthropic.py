@@ -113,6 +113,13 @@ async def _events(record: RequestRecord, scenario: Scenario, model: str) -> Asyn
         if scenario.stall_after == position:
             record.finish("stalled")
             await anyio.sleep_forever()
+        if scenario.garbage_after == position:
+            record.finish("error")
+            yield b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n'
+            return
+        if scenario.end_after == position:
+            record.finish("error")
+            return
         if scenario.reset_after == position:
             record.finish("reset")
             raise ConnectionReset

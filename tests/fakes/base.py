@@ -51,6 +51,10 @@ class Scenario:
     - ``thinking``: reasoning pieces streamed before the answer (Anthropic thinking block).
     - ``tool_calls``: calls made after the text, each in the provider's own wire format
       (finish reason then defaults to the provider's "tool calls" reason).
+    - ``garbage_after``: after N chunks send a malformed, truncated chunk (half an SSE
+      event / half an NDJSON line) and end the body there.
+    - ``end_after``: after N chunks end the body cleanly, without the provider's
+      terminator (no ``[DONE]`` / ``message_stop`` / ``done: true``).
     """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
@@ -67,6 +71,8 @@ class Scenario:
     ping: bool = False
     thinking: list[str] = field(default_factory=list)
     tool_calls: list[FakeToolCall] = field(default_factory=list)
+    garbage_after: int | None = None
+    end_after: int | None = None
 
     def usage_counts(self, prompt_tokens: int = 7) -> tuple[int, int]:
         return self.usage if self.usage is not None else (prompt_tokens, len(self.tokens))

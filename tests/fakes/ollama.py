@@ -56,6 +56,13 @@ async def _lines(record: RequestRecord, scenario: Scenario, model: str) -> Async
         if scenario.stall_after == index:
             record.finish("stalled")
             await anyio.sleep_forever()
+        if scenario.garbage_after == index:
+            record.finish("error")
+            yield b'{"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z", "mess\n'
+            return
+        if scenario.end_after == index:
+            record.finish("error")
+            return
         if scenario.reset_after == index:
             record.finish("reset")
             raise ConnectionReset

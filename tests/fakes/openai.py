@@ -99,6 +99,13 @@ async def _chunks(
         if scenario.stall_after == index:
             record.finish("stalled")
             await anyio.sleep_forever()
+        if scenario.garbage_after == index:
+            record.finish("error")
+            yield b'data: {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choi\n\n'
+            return
+        if scenario.end_after == index:
+            record.finish("error")
+            return
         if scenario.reset_after == index:
             record.finish("reset")
             raise ConnectionReset
