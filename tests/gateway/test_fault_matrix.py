@@ -130,7 +130,9 @@ CASES = [
     ),
     Case(
         "malformed chunk",
-        (_after_first(garbage_after=2),),
+        # Paced, so the garbage arrives in a read of its own after the first tokens
+        # (in the same read as them, the attempt fails before any event: a retry).
+        (_after_first(garbage_after=2, delay_s=0.05),),
         code="upstream_error",
         before_first_token=False,
     ),
