@@ -189,7 +189,7 @@ async def stack(case: Case, provider: str) -> AsyncIterator[tuple[FakeUpstream, 
             **_provider_settings(provider, base, key),
             "timeouts": TIMEOUTS,
             "retry": RETRY,
-            "default_agent": "",
+            "ws_default_agent": "",
             **case.overrides,
         }
         gw = await stack.enter_async_context(ws.gateway(**config))
