@@ -7,8 +7,8 @@ a typed error when the failure comes before the first token, and after the first
 token a typed in-band error -- ``response.done failed`` on the socket, an
 OpenAI-shaped error event and ``[DONE]`` on SSE -- never a silent clean finish and
 never a hang. Every case also checks that the fake saw its connection end (no
-upstream stream is left running) and that the provider key never reaches the
-client.
+upstream stream is left running), that the provider key never reaches the
+client, and that no log line holds the key or the message content.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import anyio
 import httpx
 import orjson
 import pytest
+import structlog
+import structlog.testing
 
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.gateway.http._support import closed_port
@@ -37,6 +39,7 @@ MODELS = {
 }
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 TOKENS = ["Hello", ",", " world", "!"]
+PROMPT = "confidential ticket text 7f3a"  # message content: never in a log line
 TEXT = "".join(TOKENS)
 TIMEOUTS = {"connect_s": 2.0, "first_token_s": 0.6, "between_tokens_s": 0.6, "total_s": 8.0}
 RETRY = {"max_attempts": 2, "backoff_initial_s": 0.01, "backoff_max_s": 0.02, "jitter": 0}
@@ -192,8 +195,16 @@ async def stack(case: Case, provider: str) -> AsyncIterator[tuple[FakeUpstream, 
             "ws_default_agent": "",
             **case.overrides,
         }
+        logs = stack.enter_context(structlog.testing.capture_logs())
         gw = await stack.enter_async_context(ws.gateway(**config))
         yield upstream, gw
+        # Across every fault: no provider key and no message content in any log line.
+        logged = repr(logs)
+        assert logs, "the gateway logged nothing"
+        assert UPSTREAM_KEY not in logged
+        assert "sk-wrong-key" not in logged
+        assert PROMPT not in logged
+        assert "world" not in logged  # the answer's text
 
 
 async def _every_upstream_stream_ended(upstream: FakeUpstream, case: Case) -> None:
@@ -221,7 +232,7 @@ async def test_sse(case: Case, provider: str) -> None:
                 json={
                     "model": MODELS[provider],
                     "stream": True,
-                    "messages": [{"role": "user", "content": "hi"}],
+                    "messages": [{"role": "user", "content": PROMPT}],
                 },
             )
         _no_secret(response.text)
@@ -260,7 +271,7 @@ def _sse_data(raw: bytes) -> list[bytes]:
 async def test_websocket(case: Case, provider: str) -> None:
     async with stack(case, provider) as (upstream, gw):
         client = await gw.open()
-        request_id = await client.create("hi", model=MODELS[provider])
+        request_id = await client.create(PROMPT, model=MODELS[provider])
         collected = await client.response(request_id, within=15)
         done = collected.done
         _no_secret(orjson.dumps(client.frames).decode())
