@@ -1,4 +1,8 @@
-"""What a response emits, in order: one :class:`Created`, :class:`Delta` s, one :class:`Done`.
+"""What a response emits, in order: one :class:`Created`, output events, one :class:`Done`.
+
+Output events are text :class:`Delta` s, :class:`ReasoningDelta` s and tool calls:
+a :class:`ToolCallAdded`, that call's :class:`ToolArgumentsDelta` pieces, and a
+:class:`ToolCallDone` with the whole arguments (calls told apart by ``index``).
 
 Plain values, no JSON: the gateway turns them into wire frames. ``seq`` counts per
 response from 0 (the ``Created``), +1 per event. ``nbytes`` is the approximate
@@ -75,6 +79,68 @@ class Delta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning text."""
+
+    response_id: str
+    seq: int
+    text: str
+
+    @property
+    def nbytes(self) -> int:
+        return EVENT_OVERHEAD_BYTES + len(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallAdded:
+    """The model began the tool call ``index`` (0, 1, ... in the answer's order)."""
+
+    response_id: str
+    seq: int
+    index: int
+    call_id: str
+    name: str
+
+    @property
+    def nbytes(self) -> int:
+        return EVENT_OVERHEAD_BYTES + len(self.call_id) + len(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgumentsDelta:
+    """A piece of the JSON arguments of the call ``index`` (pieces concatenate).
+
+    ``call_id`` repeats the call's id (the wire frame names it on every piece).
+    """
+
+    response_id: str
+    seq: int
+    index: int
+    delta: str
+    call_id: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return EVENT_OVERHEAD_BYTES + len(self.delta) + len(self.call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDone:
+    """The call ``index`` is complete: ``arguments`` is every piece joined."""
+
+    response_id: str
+    seq: int
+    index: int
+    call_id: str
+    name: str
+    arguments: str
+
+    @property
+    def nbytes(self) -> int:
+        return EVENT_OVERHEAD_BYTES + len(self.call_id) + len(self.name) + len(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     """The last event of a response, emitted exactly once whatever happened.
 
@@ -115,10 +181,21 @@ class ResumeResult:
         return EVENT_OVERHEAD_BYTES
 
 
-ResponseEvent = Created | Delta | Done
+ResponseEvent = (
+    Created | Delta | ReasoningDelta | ToolCallAdded | ToolArgumentsDelta | ToolCallDone | Done
+)
 """What a response emits and its replay buffer holds."""
 
-SinkEvent = Created | Delta | Done | ResumeResult
+SinkEvent = (
+    Created
+    | Delta
+    | ReasoningDelta
+    | ToolCallAdded
+    | ToolArgumentsDelta
+    | ToolCallDone
+    | Done
+    | ResumeResult
+)
 """Everything a :class:`~sessions.sink.Sink` receives."""
 
 

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 
 import anyio
 
-from sessions.events import Created, Delta, Done, ResponseEvent, ResponseMeta, Status
+from sessions.events import (
+    Created,
+    Delta,
+    Done,
+    ReasoningDelta,
+    ResponseEvent,
+    ResponseMeta,
+    Status,
+    ToolArgumentsDelta,
+    ToolCallAdded,
+    ToolCallDone,
+)
 from sessions.lifecycle import State, check
 from sessions.replay import ReplayBuffer
 from sessions.sink import Sink
@@ -162,6 +173,34 @@ class Response:
             return
         self._seq += 1
         self._deliver(Delta(self.id, self._seq, text))
+
+    def emit_reasoning(self, text: str) -> None:
+        """Emit a piece of reasoning text, like :meth:`emit_delta`."""
+        if self._state is not State.RUNNING:
+            return
+        self._seq += 1
+        self._deliver(ReasoningDelta(self.id, self._seq, text))
+
+    def emit_tool_call(self, index: int, call_id: str, name: str) -> None:
+        """Emit the start of the tool call ``index``, like :meth:`emit_delta`."""
+        if self._state is not State.RUNNING:
+            return
+        self._seq += 1
+        self._deliver(ToolCallAdded(self.id, self._seq, index, call_id, name))
+
+    def emit_tool_arguments(self, index: int, delta: str, call_id: str = "") -> None:
+        """Emit a piece of the arguments of the call ``index``, like :meth:`emit_delta`."""
+        if self._state is not State.RUNNING:
+            return
+        self._seq += 1
+        self._deliver(ToolArgumentsDelta(self.id, self._seq, index, delta, call_id))
+
+    def emit_tool_call_done(self, index: int, call_id: str, name: str, arguments: str) -> None:
+        """Emit the end of the call ``index`` with its whole arguments, like :meth:`emit_delta`."""
+        if self._state is not State.RUNNING:
+            return
+        self._seq += 1
+        self._deliver(ToolCallDone(self.id, self._seq, index, call_id, name, arguments))
 
     def on_abort(self, callback: Callable[[], None] | None) -> None:
         """Register (or with ``None`` clear) what stops the upstream synchronously.

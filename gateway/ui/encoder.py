@@ -26,6 +26,7 @@ import orjson
 from gateway.errors import GatewayError
 from gateway.ws.wire import as_gateway_error
 from sessions import Created, Delta, Done, Reason, ResumeResult, SinkEvent, Status
+from sessions.events import ReasoningDelta, ToolArgumentsDelta, ToolCallAdded, ToolCallDone
 
 DONE_LINE: Final = b"data: [DONE]\n\n"
 
@@ -72,6 +73,8 @@ class UIStreamEncoder:
                 return self._done(event)
             case ResumeResult():
                 return b""  # the replay that follows speaks for itself
+            case ReasoningDelta() | ToolCallAdded() | ToolArgumentsDelta() | ToolCallDone():
+                return b""  # not part of this stream's parts yet
             case _:
                 assert_never(event)
 

@@ -184,6 +184,47 @@ class OutputTextDelta(_Outbound):
     delta: str
 
 
+class FunctionCallItem(_Outbound):
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: Literal[""] = Field(description="Always empty here: the pieces follow.")
+
+
+class OutputItemAdded(_Outbound):
+    type: Literal["response.output_item.added"]
+    response_id: str
+    seq: int
+    output_index: int = Field(description="Tells the calls of one response apart: 0, 1, ...")
+    item: FunctionCallItem
+
+
+class FunctionCallArgumentsDelta(_Outbound):
+    type: Literal["response.function_call_arguments.delta"]
+    response_id: str
+    seq: int = Field(description="Never merged: every piece is a frame of its own.")
+    call_id: str
+    output_index: int
+    delta: str = Field(description="A piece of the call's JSON arguments; pieces concatenate.")
+
+
+class FunctionCallArgumentsDone(_Outbound):
+    type: Literal["response.function_call_arguments.done"]
+    response_id: str
+    seq: int
+    output_index: int
+    call_id: str
+    name: str
+    arguments: str = Field(description="The call's whole JSON arguments (every piece joined).")
+
+
+class ReasoningDeltaFrame(_Outbound):
+    type: Literal["response.reasoning.delta"]
+    response_id: str
+    seq: int
+    delta: str = Field(description="A piece of the model's reasoning text.")
+
+
 class UsageOut(_Outbound):
     input_tokens: int | None
     output_tokens: int | None
@@ -255,6 +296,10 @@ ServerMessage: TypeAlias = Annotated[
     SessionCreated
     | ResponseCreated
     | OutputTextDelta
+    | OutputItemAdded
+    | FunctionCallArgumentsDelta
+    | FunctionCallArgumentsDone
+    | ReasoningDeltaFrame
     | ResponseDone
     | ErrorFrame
     | ResumeResultFrame

@@ -7,7 +7,10 @@ endpoint. Nothing else writes to the socket.
 Backpressure: while the writer is blocked on a slow client, frames queue up. A
 delta whose response already has a delta waiting in the queue is merged into it
 (text appended, ``seq`` advanced to the newest), so a slow reader costs one
-frame per response per write, not one per token, and loses nothing. The queue
+frame per response per write, not one per token, and loses nothing. Only text
+deltas merge: reasoning and tool-call events (argument pieces included) queue as
+frames of their own and end the merging into the text delta before them, so
+pieces of different calls, or text and arguments, never share a frame. The queue
 and the frames the writer has taken but not yet sent are counted against
 ``max_bytes`` together; crossing it drops everything, stops the writer at once
 (even mid-send) and closes the socket with 4013: that client is too slow for

@@ -2,11 +2,13 @@
 
 :class:`SessionEncoder` is the WebSocket surface behind :class:`gateway.relay.Relay`:
 each text delta is one synchronous ``Response.emit_delta`` (the outbox turns it
-into frames), nothing else on the per-token path. The ending becomes what the
-manager expects of a ``produce``: a :class:`FinishInfo` for a finished (or cut
-short) stream, the error raised for a failed one. A response the manager ended
-itself (Stop, disconnect, expiry, drain) already has its ``Done``; the manager
-aborts the relay and cancels this coroutine.
+into frames), nothing else on the per-token path. Reasoning and tool calls become
+their session events; at the provider's finish every tool call is closed by a
+``ToolCallDone`` with its whole arguments, before the manager's ``Done``. The
+ending becomes what the manager expects of a ``produce``: a :class:`FinishInfo`
+for a finished (or cut short) stream, the error raised for a failed one. A response
+the manager ended itself (Stop, disconnect, expiry, drain) already has its
+``Done``; the manager aborts the relay and cancels this coroutine.
 """
 
 from __future__ import annotations
@@ -56,15 +58,27 @@ class Producer:
         )
 
 
+class _Call:
+    """A tool call being streamed: its arguments so far, for its ``ToolCallDone``."""
+
+    __slots__ = ("call_id", "name", "parts")
+
+    def __init__(self, call_id: str, name: str) -> None:
+        self.call_id = call_id
+        self.name = name
+        self.parts: list[str] = []
+
+
 class SessionEncoder:
     """The relay's encoder for one WebSocket session response."""
 
-    __slots__ = ("_emit", "_response", "_summary")
+    __slots__ = ("_calls", "_emit", "_response", "_summary")
 
     def __init__(self, response: Response, summary: ChatSummary) -> None:
         self._response = response
         self._summary = summary  # the relay's: this surface adds its own facts
         self._emit = response.emit_delta
+        self._calls: dict[int, _Call] = {}  # by index, in the order they began
 
     async def opened(self, target: Target) -> None:
         pass  # response.created went out when the manager created the response
@@ -73,10 +87,26 @@ class SessionEncoder:
         match event:
             case TextDelta():
                 self._emit(event.text)
-            case ReasoningDelta() | ToolCallStart() | ToolCallDelta():
-                pass  # no session events for these yet: the session protocol adds them
+            case ReasoningDelta():
+                self._response.emit_reasoning(event.text)
+            case ToolCallStart():
+                self._calls[event.index] = _Call(event.call_id, event.name)
+                self._response.emit_tool_call(event.index, event.call_id, event.name)
+            case ToolCallDelta():
+                call = self._calls.get(event.index)
+                call_id = ""
+                if call is not None:  # the contract starts every call before its pieces
+                    call.parts.append(event.arguments)
+                    call_id = call.call_id
+                self._response.emit_tool_arguments(event.index, event.arguments, call_id)
             case Finish():
-                pass  # the manager's Done, from what ``Producer`` returns
+                # The calls are complete; the manager's Done follows from what
+                # ``Producer`` returns.
+                response = self._response
+                for index, call in self._calls.items():
+                    arguments = "".join(call.parts)
+                    response.emit_tool_call_done(index, call.call_id, call.name, arguments)
+                self._calls.clear()
             case _:
                 assert_never(event)
         return None

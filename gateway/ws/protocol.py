@@ -33,7 +33,6 @@ from gateway.errors import (
     MessageTooBig,
     RateLimited,
     ResponseNotFound,
-    UnsupportedParameter,
 )
 from gateway.metrics import Metrics
 from gateway.providers.base import ChatParams
@@ -250,14 +249,6 @@ class SocketProtocol:
     # --- messages -----------------------------------------------------------------------
 
     async def _create(self, message: ResponseCreate) -> None:
-        if message.tools:
-            # The session has no events for tool calls yet: a call the model made would
-            # reach nobody, so tools are refused here rather than dropped.
-            raise UnsupportedParameter(
-                "tool calls are not streamed over the WebSocket yet: "
-                "use POST /api/v1/chat/completions",
-                param="tools",
-            )
         model = message.model or self._model
         agent = message.agent or self._agent
         summary = ChatSummary(

@@ -14,7 +14,17 @@ import orjson
 from gateway import errors
 from gateway.errors import GatewayError
 from sessions import errors as session_errors
-from sessions.events import Created, Delta, Done, ResumeResult, SinkEvent
+from sessions.events import (
+    Created,
+    Delta,
+    Done,
+    ReasoningDelta,
+    ResumeResult,
+    SinkEvent,
+    ToolArgumentsDelta,
+    ToolCallAdded,
+    ToolCallDone,
+)
 
 _dumps = orjson.dumps
 
@@ -48,6 +58,53 @@ def event(ev: SinkEvent) -> bytes:
         )
     if type(ev) is Done:
         return done(ev)
+    if type(ev) is ToolArgumentsDelta:
+        return _dumps(
+            {
+                "type": "response.function_call_arguments.delta",
+                "response_id": ev.response_id,
+                "seq": ev.seq,
+                "call_id": ev.call_id,
+                "output_index": ev.index,
+                "delta": ev.delta,
+            }
+        )
+    if type(ev) is ToolCallAdded:
+        return _dumps(
+            {
+                "type": "response.output_item.added",
+                "response_id": ev.response_id,
+                "seq": ev.seq,
+                "output_index": ev.index,
+                "item": {
+                    "type": "function_call",
+                    "call_id": ev.call_id,
+                    "name": ev.name,
+                    "arguments": "",
+                },
+            }
+        )
+    if type(ev) is ToolCallDone:
+        return _dumps(
+            {
+                "type": "response.function_call_arguments.done",
+                "response_id": ev.response_id,
+                "seq": ev.seq,
+                "output_index": ev.index,
+                "call_id": ev.call_id,
+                "name": ev.name,
+                "arguments": ev.arguments,
+            }
+        )
+    if type(ev) is ReasoningDelta:
+        return _dumps(
+            {
+                "type": "response.reasoning.delta",
+                "response_id": ev.response_id,
+                "seq": ev.seq,
+                "delta": ev.text,
+            }
+        )
     if type(ev) is ResumeResult:
         return _dumps(
             {

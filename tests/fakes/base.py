@@ -37,6 +37,7 @@ class Scenario:
 
     - ``tokens``: the text pieces streamed (one chunk each); for non-streamed calls joined.
     - ``delay_s``: pause before each chunk (a "paced" upstream); 0 = as fast as possible.
+      The OpenAI fake also paces each tool-call argument piece.
     - ``status``: answer with this HTTP error status and the provider's error body instead.
     - ``retry_after``: value of the ``retry-after`` header on an error status.
     - ``stall_after``: after N chunks stop sending but keep the connection open.

@@ -138,6 +138,8 @@ async def _chunks(
         }
         yield chunk({"tool_calls": [first]})
         for piece in call.arguments:
+            if scenario.delay_s:
+                await anyio.sleep(scenario.delay_s)
             yield chunk({"tool_calls": [{"index": number, "function": {"arguments": piece}}]})
             record.chunks_sent += 1
     yield chunk({}, _finish_reason(scenario))

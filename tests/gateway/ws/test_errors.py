@@ -83,18 +83,6 @@ CASES: list[tuple[str, str | bytes, str, dict[str, Any]]] = [
         {"request_id": "r1", "event_id": "e4", "param": "model"},
     ),
     ("unknown agent", dumps({**CREATE, "agent": "ghost"}), "agent_not_found", {"request_id": "r1"}),
-    (
-        "tools (no session events for tool calls yet)",
-        dumps(
-            {
-                **CREATE,
-                "model": "demo/tools",
-                "tools": [{"type": "function", "function": {"name": "f"}}],
-            }
-        ),
-        "unsupported_parameter",
-        {"request_id": "r1", "param": "tools"},
-    ),
 ]
 
 

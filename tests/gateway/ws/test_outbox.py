@@ -10,6 +10,7 @@ import pytest
 
 from gateway.ws.outbox import MAX_MERGED_CHARS, Outbox
 from sessions import Created, Delta, Done, ResponseMeta, ResumeResult, Status
+from sessions.events import ReasoningDelta, ToolArgumentsDelta, ToolCallAdded
 
 pytestmark = pytest.mark.anyio
 
@@ -43,6 +44,33 @@ def test_consecutive_deltas_of_one_response_merge_with_the_last_seq() -> None:
     ]
     assert outbox.merged == 2
     assert outbox.nbytes == 0
+
+
+def test_tool_and_reasoning_frames_never_merge_with_each_other_or_with_text() -> None:
+    outbox = Outbox(1 << 20)
+    outbox.push(Delta("r1", 1, "a"))
+    outbox.push(ReasoningDelta("r1", 2, "hm"))
+    outbox.push(ReasoningDelta("r1", 3, "m"))
+    outbox.push(ToolCallAdded("r1", 4, 0, "c0", "f"))
+    outbox.push(ToolCallAdded("r1", 5, 1, "c1", "g"))
+    outbox.push(ToolArgumentsDelta("r1", 6, 0, '{"x"', "c0"))
+    outbox.push(ToolArgumentsDelta("r1", 7, 1, '{"y"', "c1"))
+    outbox.push(ToolArgumentsDelta("r1", 8, 0, ": 1}", "c0"))
+    outbox.push(Delta("r1", 9, "b"))
+    outbox.push(Delta("r1", 10, "c"))
+    got = frames(outbox)
+    assert [(f["seq"], f.get("delta")) for f in got] == [
+        (1, "a"),
+        (2, "hm"),
+        (3, "m"),
+        (4, None),
+        (5, None),
+        (6, '{"x"'),
+        (7, '{"y"'),
+        (8, ": 1}"),
+        (10, "bc"),  # text after them merges again, into a frame of its own
+    ]
+    assert outbox.merged == 1
 
 
 def test_interleaved_responses_merge_separately_and_keep_their_own_order() -> None:

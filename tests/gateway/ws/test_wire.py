@@ -13,6 +13,7 @@ from gateway.ws.limits import SocketRegistry, TokenBucket
 from gateway.ws.messages import SERVER_MESSAGES, Rejected, parse_client_message
 from gateway.ws.schema import render
 from sessions import Created, Done, ResponseMeta, ResumeResult, Status, TooManyResponses
+from sessions.events import ReasoningDelta, ToolArgumentsDelta, ToolCallAdded, ToolCallDone
 
 SCHEMA = Path(__file__).parents[3] / "docs" / "protocol.schema.json"
 
@@ -27,6 +28,10 @@ SCHEMA = Path(__file__).parents[3] / "docs" / "protocol.schema.json"
             Done("r1", "q1", 5, Status.FAILED, "upstream_error", error=UpstreamUnavailable("down"))
         ),
         wire.event(ResumeResult("r1", False, None)),
+        wire.event(ToolCallAdded("r1", 1, 0, "call_1", "lookup")),
+        wire.event(ToolArgumentsDelta("r1", 2, 0, '{"q": ', "call_1")),
+        wire.event(ToolCallDone("r1", 3, 0, "call_1", "lookup", '{"q": 1}')),
+        wire.event(ReasoningDelta("r1", 4, "hmm")),
         wire.error(TooManyResponses("max 4"), event_id="e1", request_id="q1"),
         wire.error(ValueError("secret content"), response_id="r1"),
     ],

@@ -1,8 +1,8 @@
 // The frames the client understands. Everything published in the gateway's JSON
 // Schema comes from protocol.gen.ts (generated, drift-tested). The tool-call and
-// reasoning events are added to the protocol by the chat-contract work (issue #11);
-// until the schema publishes them they are typed here from their documented names,
-// and read tolerantly (call_id / index / output_index, flat or inside `item`).
+// reasoning events (issue #11) are published by the schema as well; they are typed
+// here once more and read tolerantly (call_id / index / output_index, flat or
+// inside `item`).
 import type {
   AssistantMessage,
   ServerMessage,
@@ -63,7 +63,12 @@ export interface ReasoningDelta extends ResponseFrame {
 
 export type ToolFrame = OutputItemAdded | FunctionCallArgumentsDelta | FunctionCallArgumentsDone;
 
-export type ServerFrame = ServerMessage | ToolFrame | ReasoningDelta;
+// The schema publishes these frames too (exact shapes); the client keeps reading
+// them through the tolerant types above.
+export type ServerFrame =
+  | Exclude<ServerMessage, { type: ToolFrame["type"] | ReasoningDelta["type"] }>
+  | ToolFrame
+  | ReasoningDelta;
 
 /** Every server frame type this client handles; a test checks it covers the schema's. */
 export const HANDLED_SERVER_TYPES: ReadonlySet<string> = new Set<ServerFrame["type"]>([

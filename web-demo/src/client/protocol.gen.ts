@@ -7,6 +7,10 @@ export type ServerMessage =
   | SessionCreated
   | ResponseCreated
   | OutputTextDelta
+  | OutputItemAdded
+  | FunctionCallArgumentsDelta
+  | FunctionCallArgumentsDone
+  | ReasoningDeltaFrame
   | ResponseDone
   | ErrorFrame
   | ResumeResultFrame
@@ -243,6 +247,60 @@ export interface OutputTextDelta {
    * Seq of the last delta merged into this frame: may skip.
    */
   seq: number;
+  delta: string;
+}
+export interface OutputItemAdded {
+  type: "response.output_item.added";
+  response_id: string;
+  seq: number;
+  /**
+   * Tells the calls of one response apart: 0, 1, ...
+   */
+  output_index: number;
+  item: FunctionCallItem;
+}
+export interface FunctionCallItem {
+  type: "function_call";
+  call_id: string;
+  name: string;
+  /**
+   * Always empty here: the pieces follow.
+   */
+  arguments: "";
+}
+export interface FunctionCallArgumentsDelta {
+  type: "response.function_call_arguments.delta";
+  response_id: string;
+  /**
+   * Never merged: every piece is a frame of its own.
+   */
+  seq: number;
+  call_id: string;
+  output_index: number;
+  /**
+   * A piece of the call's JSON arguments; pieces concatenate.
+   */
+  delta: string;
+}
+export interface FunctionCallArgumentsDone {
+  type: "response.function_call_arguments.done";
+  response_id: string;
+  seq: number;
+  output_index: number;
+  call_id: string;
+  name: string;
+  /**
+   * The call's whole JSON arguments (every piece joined).
+   */
+  arguments: string;
+}
+export interface ReasoningDeltaFrame {
+  type: "response.reasoning.delta";
+  response_id: string;
+  seq: number;
+  /**
+   * A piece of the model's reasoning text.
+   */
   delta: string;
 }
 export interface ResponseDone {
