@@ -13,6 +13,7 @@ import errno
 import gc
 import socket
 from types import FrameType
+from typing import Any
 
 import anyio
 import structlog
@@ -138,22 +139,26 @@ def _tune_collector() -> None:
     gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options in production, but for the app and the address (the socket
+    and HTTP suites run their servers with these too)."""
+    return {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,  # deflate state costs ~hundreds of KiB per socket
+        # 1009 before the message is read, no error frame (docs/protocol.md).
+        "ws_max_size": settings.max_message_bytes,
+        "proxy_headers": True,
+        "log_config": None,  # structlog (gateway.logging) owns logging
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "lifespan": "on",
+        "server_header": False,
+    }
+
+
 def build_server(settings: Settings) -> GatewayServer:
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,  # deflate state costs ~hundreds of KiB per socket
-        ws_max_size=settings.max_message_bytes,
-        proxy_headers=True,
-        log_config=None,  # structlog (gateway.logging) owns logging
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        lifespan="on",
-        server_header=False,
-    )
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, **server_options(settings))
     return GatewayServer(config, app)
 
 

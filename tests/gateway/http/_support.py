@@ -12,6 +12,7 @@ import httpx
 import openai
 
 from gateway.app import create_app
+from gateway.server import server_options
 from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from tests.fakes import serve
@@ -46,13 +47,19 @@ def settings(**overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def gateway(config: Settings | None = None, **overrides: Any) -> AsyncIterator[Gateway]:
-    app = create_app(config or settings(**overrides))
-    async with serve(app) as base:
+    config = config or settings(**overrides)
+    app = create_app(config)
+    async with serve(app, **production_options(config)) as base:
         gw = Gateway(base, app.state.services)
         try:
             yield gw
         finally:
             await gw.aclose()
+
+
+def production_options(config: Settings) -> dict[str, Any]:
+    """uvicorn as ``build_server`` configures it (quieter logs): the suites test that."""
+    return {**server_options(config), "log_level": "warning"}
 
 
 def closed_port() -> int:

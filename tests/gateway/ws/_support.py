@@ -25,6 +25,7 @@ from gateway.services import Services
 from gateway.settings import Settings, load_settings
 from sessions import SessionManager
 from tests.fakes import FakeUpstream, serve
+from tests.gateway.http._support import production_options
 
 PROTOCOL = Subprotocol("chat-gateway.v1")
 WAIT_S = 3.0
@@ -93,8 +94,10 @@ async def gateway(
 ) -> AsyncIterator[Gateway]:
     """A gateway on real uvicorn. ``send_buffer`` pins the kernel send buffer of its
     sockets (no autotuning), so a client that stops reading blocks the server soon."""
-    app = create_app(config or settings(**overrides))
-    async with serve(app, send_buffer=send_buffer, **(uvicorn or {})) as base:
+    config = config or settings(**overrides)
+    app = create_app(config)
+    options = {**production_options(config), **(uvicorn or {})}
+    async with serve(app, send_buffer=send_buffer, **options) as base:
         yield Gateway(base.replace("http://", "ws://") + "/api/v1/ws", base, app.state.services)
 
 

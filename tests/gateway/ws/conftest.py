@@ -1,8 +1,5 @@
-from __future__ import annotations
+"""The socket suite runs on uvloop and plain asyncio, like the SSE suite (same fixture)."""
 
-import pytest
+from tests.gateway.http.conftest import anyio_backend
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+__all__ = ["anyio_backend"]
