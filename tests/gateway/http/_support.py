@@ -58,8 +58,8 @@ async def gateway(config: Settings | None = None, **overrides: Any) -> AsyncIter
 
 
 def production_options(config: Settings) -> dict[str, Any]:
-    """uvicorn as ``build_server`` configures it (quieter logs): the suites test that."""
-    return {**server_options(config), "log_level": "warning"}
+    """uvicorn as ``build_server`` configures it: the suites test that."""
+    return server_options(config)
 
 
 def closed_port() -> int:
