@@ -45,12 +45,17 @@ _ERROR_SCHEMA: dict[str, Any] = {
 
 
 def describe(
-    *, summary: str | None = None, body: type[BaseModel] | None = None
+    *,
+    summary: str | None = None,
+    body: type[BaseModel] | None = None,
+    responses: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
-    """Attach OpenAPI details to an endpoint (a request body model, a summary)."""
+    """Attach OpenAPI details to an endpoint (a request body model, a summary, and
+    success statuses other than 200 with their descriptions, e.g. ``{"204": ...}``)."""
 
     def mark(endpoint: F) -> F:
-        setattr(endpoint, _ATTRIBUTE, {"summary": summary, "body": body})
+        details = {"summary": summary, "body": body, "responses": responses or {}}
+        setattr(endpoint, _ATTRIBUTE, details)
         return endpoint
 
     return mark
@@ -100,6 +105,9 @@ def _operation(route: Route, method: str, schemas: dict[str, Any]) -> dict[str, 
             },
         },
     }
+    # A bodyless success (204) documented as such: "default" would promise JSON.
+    for status, description in details.get("responses", {}).items():
+        operation["responses"][status] = {"description": description}
     params = [m.group(1) for m in _PARAM.finditer(route.path)]
     if params:
         operation["parameters"] = [

@@ -28,6 +28,7 @@ from gateway.errors import GatewayError, ValidationFailed
 from gateway.http._access import require_principal
 from gateway.http._body import read_body
 from gateway.http._responses import JSON
+from gateway.http.openapi import describe
 from gateway.relay import Relay
 from gateway.services import Services, services_of
 from gateway.telemetry import ChatSummary
@@ -94,6 +95,10 @@ async def ui_chat(request: Request) -> Response:
     return UIStreamResponse(manager, session, sink, request_id)
 
 
+@describe(
+    summary="Resume the chat's running answer as a UI Message Stream",
+    responses={"204": "no answer is running in this chat: nothing to resume"},
+)
 async def ui_resume(request: Request) -> Response:
     principal = require_principal(request)
     services = services_of(request)
