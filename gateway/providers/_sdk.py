@@ -20,7 +20,7 @@ import orjson
 
 from gateway import upstream
 from gateway.errors import UpstreamError
-from gateway.providers._errors import error_for_status
+from gateway.providers._errors import connection_error, error_for_status
 from gateway.providers.base import StreamEvent
 from gateway.settings import Settings, Timeouts
 
@@ -93,6 +93,35 @@ def stream_error(provider: str, error_type: str | None, message: str) -> Upstrea
         upstream_status=shape.upstream_status,
         retryable=shape.retryable,
     )
+
+
+class StreamDecoding(Protocol):
+    """A sans-I/O stream decoder: body bytes in, events out (each adapter's ``decode``)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, piece: bytes) -> list[StreamEvent]: ...
+
+    def end(self) -> StreamEvent: ...
+
+
+async def decoded_events(
+    body: upstream.UpstreamStream, decoder: StreamDecoding, provider: str
+) -> AsyncGenerator[StreamEvent, None]:
+    """The normalised events of one streamed body: read, decode, yield, then its Finish."""
+    read = body.read
+    try:
+        while not decoder.done:
+            piece = await read()
+            if not piece:
+                break
+            for event in decoder.feed(piece):
+                yield event
+    except upstream.TransportError as exc:
+        raise connection_error(provider, exc) from None
+    yield decoder.end()
+    await body.drain()
 
 
 class SdkClient(Protocol):

@@ -9,15 +9,13 @@ read timeout is the between-tokens timeout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
 
-from gateway import upstream
-from gateway.providers._errors import connection_error
 from gateway.providers._sdk import (
     SdkStream,
+    decoded_events,
     endpoint,
     http_client,
     http_timeout,
@@ -28,7 +26,7 @@ from gateway.providers.anthropic import decode
 from gateway.providers.anthropic.errors import NAME as _NAME
 from gateway.providers.anthropic.errors import translate
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, THINKING_BUDGETS, build_body
-from gateway.providers.base import ChatRequest, Completion, ModelInfo, StreamEvent
+from gateway.providers.base import ChatRequest, Completion, ModelInfo
 from gateway.settings import Settings
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "create"]
@@ -98,7 +96,7 @@ class AnthropicProvider:
             self._messages_url,
             body,
             self.translate,
-            lambda body: _events(body, secret),
+            lambda body: decoded_events(body, decode.StreamDecoder(secret), _NAME),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -131,22 +129,3 @@ class AnthropicProvider:
     def translate(self, exc: Exception) -> Exception:
         """The gateway error for an SDK or transport failure (others pass through)."""
         return translate(exc, self._secret)
-
-
-async def _events(
-    body: upstream.UpstreamStream, secret: str | None
-) -> AsyncGenerator[StreamEvent, None]:
-    """The normalised events of one Messages stream: read, decode, yield."""
-    read = body.read
-    decoder = decode.StreamDecoder(secret)
-    try:
-        while not decoder.done:
-            piece = await read()
-            if not piece:
-                break
-            for event in decoder.feed(piece):
-                yield event
-    except upstream.TransportError as exc:
-        raise connection_error(_NAME, exc) from None
-    yield decoder.end()
-    await body.drain()

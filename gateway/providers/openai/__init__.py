@@ -9,22 +9,20 @@ is the between-tokens timeout (see :func:`gateway.providers._sdk.http_timeout`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
 
-from gateway import upstream
-from gateway.providers._errors import connection_error
 from gateway.providers._sdk import (
     SdkStream,
+    decoded_events,
     endpoint,
     http_client,
     http_timeout,
     post_json,
 )
 from gateway.providers._support import Support
-from gateway.providers.base import ChatRequest, Completion, ModelInfo, StreamEvent
+from gateway.providers.base import ChatRequest, Completion, ModelInfo
 from gateway.providers.openai import decode
 from gateway.providers.openai.errors import NAME as _NAME
 from gateway.providers.openai.errors import translate
@@ -111,7 +109,7 @@ class OpenAIProvider:
             self._chat_url,
             body,
             self.translate,
-            lambda body: _events(body, secret),
+            lambda body: decoded_events(body, decode.StreamDecoder(secret), _NAME),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -145,22 +143,3 @@ class OpenAIProvider:
     def translate(self, exc: Exception) -> Exception:
         """The gateway error for an SDK or transport failure (others pass through)."""
         return translate(exc, self._secret)
-
-
-async def _events(
-    body: upstream.UpstreamStream, secret: str | None
-) -> AsyncGenerator[StreamEvent, None]:
-    """The normalised events of one response body: read, decode, yield."""
-    read = body.read
-    decoder = decode.StreamDecoder(secret)
-    try:
-        while not decoder.done:
-            piece = await read()
-            if not piece:
-                break
-            for event in decoder.feed(piece):
-                yield event
-    except upstream.TransportError as exc:
-        raise connection_error(_NAME, exc) from None
-    yield decoder.end()
-    await body.drain()
