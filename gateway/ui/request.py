@@ -1,7 +1,9 @@
 """The body ``useChat``'s ``DefaultChatTransport`` POSTs, validated once at the edge.
 
 The transport sends ``{...body, id, messages, trigger, messageId}``: ``body`` is
-whatever the app passes (here ``model``, ``agent`` and sampling parameters), the
+whatever the app passes (here ``model``, ``agent``, sampling parameters and the
+chat-completions ``tools``, ``tool_choice``, ``parallel_tool_calls`` and
+``response_format``, validated as the HTTP API validates them), the
 rest is the chat's state in the AI SDK's UI message shape, each message a list
 of ``parts``. Only what reaches the model is kept: text parts become the
 message's content, image ``file`` parts of a user message its image parts; an
@@ -22,9 +24,11 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.chat_input import ResponseFormatIn, ToolChoiceIn, ToolIn, to_options
 from gateway.http._chat_request import parse_json_body
 from gateway.providers.base import (
     ChatMessage,
+    ChatOptions,
     ChatParams,
     ContentPart,
     ImagePart,
@@ -125,13 +129,19 @@ def _assistant_step(parts: list[dict[str, Any]]) -> list[ChatMessage]:
     tools = [p for p in parts if _is_tool(p["type"])]
     if not tools:
         return [ChatMessage("assistant", text)] if text else []
-    calls = tuple(
-        ToolCall(p["toolCallId"], _tool_name(p), _json_text(p.get("input", {}))) for p in tools
-    )
+    calls = tuple(ToolCall(p["toolCallId"], _tool_name(p), _arguments(p)) for p in tools)
     out = [ChatMessage("assistant", text, tool_calls=calls)]
     for part, call in zip(tools, calls, strict=True):
         out.append(ChatMessage("tool", _result_text(part), tool_call_id=call.id, name=call.name))
     return out
+
+
+def _arguments(part: dict[str, Any]) -> str:
+    """The call's arguments as JSON text. A call whose arguments never parsed (its
+    ``input`` is the raw text, state ``output-error``) goes back as ``{}``: every
+    provider wants an object there, and the error result says what went wrong."""
+    value = part.get("input")
+    return _json_text(value) if isinstance(value, dict) else "{}"
 
 
 def _result_text(part: dict[str, Any]) -> str:
@@ -162,6 +172,11 @@ class UIChatBody(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
+    # Next to model and agent in useChat's ``body``, in OpenAI's function format.
+    tools: list[ToolIn] | None = None
+    tool_choice: ToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
 
     def chat_messages(self) -> list[ChatMessage]:
         return [turn for message in self.messages for turn in message.to_chat()]
@@ -170,6 +185,23 @@ class UIChatBody(BaseModel):
         return ChatParams(
             temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p
         )
+
+    def options(self) -> ChatOptions:
+        return to_options(
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            response_format=self.response_format,
+        )
+
+    def continued_message_id(self) -> str | None:
+        """The assistant message this answer continues, when the chat ends with one
+        (the follow-up turn ``useChat`` sends itself once every tool call has its
+        result): the stream then names it, so its new step joins that message."""
+        last = self.messages[-1]
+        if last.role != "assistant" or self.trigger != "submit-message":
+            return None  # a regenerated answer is a new message
+        return last.id
 
 
 def parse_ui_body(raw: bytes) -> UIChatBody:

@@ -69,6 +69,7 @@ async def ui_chat(request: Request) -> Response:
             model=body.model,
             agent=body.agent,
             params=body.params(),
+            options=body.options(),
         )
         principal.check_model(prepared.route)
     except GatewayError as err:
@@ -77,7 +78,7 @@ async def ui_chat(request: Request) -> Response:
         raise
     summary.model = prepared.route.requested_model
     primary = prepared.route.targets[0]
-    sink = _sink(services)
+    sink = _sink(services, body.continued_message_id())
     session = manager.open_session(principal.id, sink)
     try:
         await manager.create_response(
@@ -147,10 +148,10 @@ def _manager(services: Services) -> SessionManager:
     return manager
 
 
-def _sink(services: Services) -> UISink:
+def _sink(services: Services, message_id: str | None = None) -> UISink:
     settings = services.settings
     # A whole replay must fit, or a resume of a long answer would overflow at once.
-    return UISink(settings.outbox_max_bytes + 2 * settings.replay_max_bytes)
+    return UISink(settings.outbox_max_bytes + 2 * settings.replay_max_bytes, message_id)
 
 
 def _chat_id(request: Request) -> str:

@@ -43,8 +43,8 @@ class UISink:
 
     __slots__ = ("_encoder", "_pending", "_size", "_wake", "max_bytes", "overflowed")
 
-    def __init__(self, max_bytes: int) -> None:
-        self._encoder = UIStreamEncoder()
+    def __init__(self, max_bytes: int, message_id: str | None = None) -> None:
+        self._encoder = UIStreamEncoder(message_id)
         self._pending: list[bytes] = []
         self._size = 0
         self._wake = anyio.Event()
