@@ -272,7 +272,9 @@ class RedisBackend:
         except _UNREACHABLE as exc:
             raise self._unavailable(exc) from None
         if not tail:
-            return None  # gone
+            # Claimed but nothing logged yet (the owner's writer sends its first batch
+            # a round trip after the claim): what comes next follows. Ended: gone.
+            return None if record.ended else []
         if last_seq > _seq(tail[0][0]):
             # The client saw more than is logged yet: the owner delivers to its own
             # socket first and logs a batch later. A running response's next events
