@@ -130,3 +130,30 @@ async def test_the_lean_fake_streams_the_same_bytes_as_the_starlette_one() -> No
     assert lean_ == starlette
     assert sum(line.startswith('data: {"id"') for line in lean_) == 7  # role, 4, stop, usage
     assert lean_[-2:] == ["data: [DONE]", ""]
+
+
+async def test_scenarios_can_be_queued_over_http() -> None:
+    command = [sys.executable, "-m", "tests.fakes", "--provider", "openai", "--port", "0"]
+    process = await anyio.open_process(command, cwd=REPO)
+    scenario = {
+        "tokens": ["a"],
+        "tool_calls": [{"name": "lookup", "arguments": ['{"q":', ' "x"}'], "id": "call_q"}],
+    }
+    try:
+        with anyio.fail_after(10):
+            base = await _base_url(process)
+            async with httpx.AsyncClient(base_url=base) as client:
+                queued = await client.post("/_fake/queue", json={"scenarios": [scenario]})
+                request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+                first = await client.post("/v1/chat/completions", json=request)
+                second = await client.post("/v1/chat/completions", json=request)
+    finally:
+        process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
+    assert queued.json() == {"queued": 1}
+    (call,) = first.json()["choices"][0]["message"]["tool_calls"]
+    assert (call["id"], call["function"]["arguments"]) == ("call_q", '{"q": "x"}')
+    # Then the default again.
+    assert second.json()["choices"][0]["message"].get("tool_calls") is None

@@ -9,6 +9,10 @@ picks a free port, which that line then names).
 above ``since``): ``{"requests": [{id, path, stream, marker, started_at, ended_at,
 outcome, chunks_sent}]}``, with ``marker`` the last user message's text and the
 times from ``time.monotonic()`` (comparable across processes on Linux).
+``POST /_fake/queue`` with ``{"scenarios": [{...Scenario fields...}]}`` queues
+scenarios for the next requests (``tool_calls`` as ``{name, arguments, id}``
+objects), so a test in another language can ask for tool calls, thinking or a
+failure; it answers ``{"queued": N}``.
 ``--stamp-tokens`` makes every streamed token `` @<time.monotonic_ns()>`` taken
 as it is sent, so a client can measure each token's delivery latency.
 """
@@ -31,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from tests.fakes.base import FakeUpstream, Scenario, describe
+from tests.fakes.base import FakeToolCall, FakeUpstream, Scenario, describe
 
 PROVIDERS = ("openai", "anthropic", "ollama")
 
@@ -76,7 +80,23 @@ def _with_stats(app: Any, upstream: FakeUpstream) -> Starlette:
         listed = [describe(r) for r in upstream.requests if r.id > since]
         return Response(orjson.dumps({"requests": listed}), media_type="application/json")
 
-    return Starlette(routes=[Route("/_fake/requests", requests), Mount("/", app=app)])
+    async def queue(request: Request) -> Response:
+        scenarios = [_scenario(spec) for spec in orjson.loads(await request.body())["scenarios"]]
+        upstream.queue(*scenarios)
+        return Response(orjson.dumps({"queued": len(scenarios)}), media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/_fake/requests", requests),
+            Route("/_fake/queue", queue, methods=["POST"]),
+            Mount("/", app=app),
+        ]
+    )
+
+
+def _scenario(spec: dict[str, Any]) -> Scenario:
+    calls = [FakeToolCall(**call) for call in spec.pop("tool_calls", [])]
+    return Scenario(**spec, tool_calls=calls)
 
 
 def _server(args: argparse.Namespace, upstream: FakeUpstream) -> Callable[[socket.socket], Any]:

@@ -3,71 +3,20 @@
 // `DefaultChatTransport` (the request body useChat sends, its resume GET) and folded
 // into a message by `readUIMessageStream`, as useChat does.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import {
-  DefaultChatTransport,
-  readUIMessageStream,
-  uiMessageChunkSchema,
-  type UIMessage,
-  type UIMessageChunk,
-} from "ai";
+import { DefaultChatTransport, readUIMessageStream } from "ai";
 import { startGateway, type Gateway } from "../support/gateway";
 import { freePort } from "../support/gateway";
-
-type Part = Record<string, unknown> & { type: string };
-
-const schema = uiMessageChunkSchema();
-
-/** The SSE body's `data:` payloads, in order, `[DONE]` as the string. */
-async function sseData(response: Response): Promise<(Part | "[DONE]")[]> {
-  const text = await response.text();
-  const out: (Part | "[DONE]")[] = [];
-  for (const event of text.split("\n\n")) {
-    if (!event) continue;
-    expect(event.startsWith("data: "), event).toBe(true);
-    const data = event.slice("data: ".length);
-    out.push(data === "[DONE]" ? "[DONE]" : (JSON.parse(data) as Part));
-  }
-  return out;
-}
-
-async function expectValidParts(parts: (Part | "[DONE]")[]): Promise<Part[]> {
-  expect(parts.at(-1)).toBe("[DONE]");
-  expect(parts.filter((p) => p === "[DONE]")).toHaveLength(1);
-  const chunks = parts.slice(0, -1) as Part[];
-  for (const chunk of chunks) {
-    const result = await schema.validate!(chunk);
-    expect(result.success, JSON.stringify(chunk)).toBe(true);
-  }
-  return chunks;
-}
-
-function streamOf(chunks: Part[]): ReadableStream<UIMessageChunk> {
-  return new ReadableStream({
-    start(controller) {
-      for (const chunk of chunks) controller.enqueue(chunk as unknown as UIMessageChunk);
-      controller.close();
-    },
-  });
-}
-
-async function lastMessage(stream: ReadableStream<UIMessageChunk>): Promise<UIMessage> {
-  let last: UIMessage | undefined;
-  for await (const message of readUIMessageStream({ stream, terminateOnError: true })) last = message;
-  if (!last) throw new Error("no message");
-  return last;
-}
-
-function textOf(message: UIMessage): string {
-  return message.parts.map((p) => (p.type === "text" ? p.text : "")).join("");
-}
-
-function userMessage(text: string): UIMessage {
-  return { id: `u-${text.length}`, role: "user", parts: [{ type: "text", text }] };
-}
-
-function body(chatId: string, text: string, extra: Record<string, unknown> = {}) {
-  return JSON.stringify({ id: chatId, messages: [userMessage(text)], trigger: "submit-message", ...extra });
-}
+import {
+  body,
+  expectValidParts,
+  lastMessage,
+  sseData,
+  streamOf,
+  submit,
+  textOf,
+  userMessage,
+  type Part,
+} from "../support/ui-stream";
 
 describe("the UI Message Stream, as the ai package reads it", () => {
   let gateway: Gateway;
@@ -110,13 +59,7 @@ describe("the UI Message Stream, as the ai package reads it", () => {
 
   test("DefaultChatTransport's own request is accepted and its stream parses", async () => {
     const transport = new DefaultChatTransport({ api, body: { model: "demo/echo" } });
-    const stream = await transport.sendMessages({
-      chatId: "transport-1",
-      messages: [userMessage("sent by the SDK itself")],
-      trigger: "submit-message",
-      messageId: undefined,
-      abortSignal: undefined,
-    });
+    const stream = await submit(transport, "transport-1", [userMessage("sent by the SDK itself")]);
     expect(textOf(await lastMessage(stream))).toBe("sent by the SDK itself");
     // Nothing runs any more: the SDK's resume GET gets its 204 (null).
     expect(await transport.reconnectToStream({ chatId: "transport-1" })).toBeNull();
@@ -125,13 +68,7 @@ describe("the UI Message Stream, as the ai package reads it", () => {
   test("a bad request is an HTTP error the SDK reports with the gateway's message", async () => {
     const transport = new DefaultChatTransport({ api, body: { model: "nope/nothing" } });
     await expect(
-      transport.sendMessages({
-        chatId: "bad-1",
-        messages: [userMessage("hi")],
-        trigger: "submit-message",
-        messageId: undefined,
-        abortSignal: undefined,
-      }),
+      submit(transport, "bad-1", [userMessage("hi")]),
     ).rejects.toThrow(/nope\/nothing|model/);
   });
 
