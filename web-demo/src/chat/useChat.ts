@@ -1,7 +1,14 @@
 // A useChat-style hook on the framework-free ChatClient: one socket per page,
 // the conversation as state, send / stop, the connection as a status.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ChatClient, INITIAL_CONNECTION, type ChatError, type ConnectionInfo, type FrameRecord } from "../client";
+import {
+  ChatClient,
+  INITIAL_CONNECTION,
+  type ChatError,
+  type ChatRequest,
+  type ConnectionInfo,
+  type FrameRecord,
+} from "../client";
 import { applyEvent, history, isRunning, type ChatMessage } from "./messages";
 
 export type ChatStatus = "connecting" | "ready" | "streaming" | "reconnecting" | "error";
@@ -13,6 +20,8 @@ export interface UseChatOptions {
   token?: string | null;
   model?: string | null;
   agent?: string | null;
+  /** Tools offered to the model with every message. */
+  tools?: ChatRequest["tools"];
   /** Frames kept for the developer panel. */
   maxFrames?: number;
 }
@@ -42,7 +51,7 @@ let nextId = 0;
 const newId = () => `m${++nextId}`;
 
 export function useChat(options: UseChatOptions = {}): UseChat {
-  const { url, token = null, model = null, agent = null, maxFrames = 400 } = options;
+  const { url, token = null, model = null, agent = null, tools, maxFrames = 400 } = options;
   const [client, setClient] = useState<ChatClient | null>(null);
   const [connection, setConnection] = useState<ConnectionInfo | null>(null);
   const [messages, setMessages] = useState<ChatMessage[]>([]);
@@ -93,14 +102,14 @@ export function useChat(options: UseChatOptions = {}): UseChat {
         user,
         { id: answerId, role: "assistant", text: "", status: "streaming", model },
       ]);
-      const handle = client.send({ messages: history(conversation), model, agent }, (event) =>
+      const handle = client.send({ messages: history(conversation), model, agent, tools }, (event) =>
         update((m) => applyEvent(m, event)),
       );
       update((m) => ({ ...m, requestId: handle.requestId }));
       lastRequest.current = handle.requestId;
       setFrames([...(framesByRequest.current.get(handle.requestId) ?? [])]);
     },
-    [client, model, agent],
+    [client, model, agent, tools],
   );
 
   const stop = useCallback(() => {

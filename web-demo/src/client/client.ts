@@ -103,6 +103,8 @@ export interface ChatRequest {
   agent?: string | null;
   params?: WireParams | null;
   conversationId?: string | null;
+  /** Functions the model may call (OpenAI's format); their calls arrive as tool events. */
+  tools?: ResponseCreate["tools"];
 }
 
 export interface ResponseHandle {
@@ -238,6 +240,7 @@ export class ChatClient {
       ...(request.agent ? { agent: request.agent } : {}),
       ...(request.params ? { params: request.params } : {}),
       ...(request.conversationId ? { conversation_id: request.conversationId } : {}),
+      ...(request.tools?.length ? { tools: request.tools } : {}),
     };
     let resolve!: (done: DoneEvent) => void;
     const done = new Promise<DoneEvent>((r) => (resolve = r));

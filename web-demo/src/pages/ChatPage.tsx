@@ -1,6 +1,7 @@
 // The WebSocket chat page: model/agent picker, streamed answers, Stop, recovery,
 // tool-call cards, usage, and the raw frames of the last answer.
 import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { LOOKUP_TOOL } from "../chat/demoTools";
 import { isRunning } from "../chat/messages";
 import { useChat } from "../chat/useChat";
 import { ConnectionBadge } from "../components/ConnectionBadge";
@@ -9,6 +10,7 @@ import { MessageView } from "../components/MessageView";
 import { useModels } from "../components/useModels";
 
 const CUSTOM = "__custom__";
+const TOOLS = [LOOKUP_TOOL];
 
 export function ChatPage() {
   const [token, setToken] = useState<string | null>(null);
@@ -17,6 +19,7 @@ export function ChatPage() {
   const [choice, setChoice] = useState<string>("");
   const [customModel, setCustomModel] = useState("");
   const [agent, setAgent] = useState<string>("");
+  const [offerTools, setOfferTools] = useState(false);
   const [draft, setDraft] = useState("");
   const ids = useId();
 
@@ -27,7 +30,7 @@ export function ChatPage() {
   }, [list, choice]);
 
   const model = choice === CUSTOM ? customModel.trim() || null : choice || null;
-  const chat = useChat({ token, model, agent: agent || null });
+  const chat = useChat({ token, model, agent: agent || null, tools: offerTools ? TOOLS : undefined });
   const running = chat.messages.some((m) => m.role === "assistant" && isRunning(m));
   const canSend = chat.status !== "error" && draft.trim().length > 0 && !running;
 
@@ -113,6 +116,15 @@ export function ChatPage() {
             ))}
           </select>
         </div>
+        <div className="field checkbox">
+          <input
+            id={`${ids}-tools`}
+            type="checkbox"
+            checked={offerTools}
+            onChange={(e) => setOfferTools(e.target.checked)}
+          />
+          <label htmlFor={`${ids}-tools`}>Offer the lookup tool</label>
+        </div>
         <ConnectionBadge status={chat.status} connection={chat.connection} />
       </div>
       <p id={`${ids}-model-help`} className="help">
@@ -142,7 +154,8 @@ export function ChatPage() {
         {chat.messages.length === 0 && (
           <li className="empty">
             Pick a model and say something. The demo models answer offline, no keys needed:{" "}
-            <code>demo/echo</code> repeats you word by word, <code>demo/lorem</code> streams 64 tokens.
+            <code>demo/echo</code> repeats you word by word, <code>demo/lorem</code> streams 64 tokens,{" "}
+            <code>demo/tools</code> calls the lookup tool when it is offered.
           </li>
         )}
         {chat.messages.map((m) => (

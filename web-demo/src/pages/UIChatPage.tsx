@@ -4,13 +4,28 @@
 // localStorage so that a reload can resume the running answer (`resume: true`), and
 // its Stop button also tells the gateway to stop (`POST .../{id}/stop`), because a
 // closed connection alone only detaches the answer, which stays resumable.
+// With "Offer the lookup tool" on, the tool goes in the request body; a call the model
+// makes shows as a card, runs here in the browser (`onToolCall` + `addToolOutput`), and
+// useChat sends its output back by itself (`sendAutomaticallyWhen`), so the model's
+// answer from it continues the same message.
 import { useChat } from "@ai-sdk/react";
-import { DefaultChatTransport, type UIMessage } from "ai";
+import {
+  DefaultChatTransport,
+  getToolName,
+  isToolUIPart,
+  lastAssistantMessageIsCompleteWithToolCalls,
+  type UIMessage,
+} from "ai";
 import { useEffect, useMemo, useState } from "react";
+import { LOOKUP_TOOL, runLookup } from "../chat/demoTools";
 
 const API = "api/v1/ui/chat";
 const CHAT_KEY = "ui-chat:id";
 const MODEL_KEY = "ui-chat:model";
+const TOOLS_KEY = "ui-chat:tools";
+
+type Part = UIMessage["parts"][number];
+type ToolPart = Extract<Part, { toolCallId: string }>;
 
 function messagesKey(id: string): string {
   return `ui-chat:messages:${id}`;
@@ -36,25 +51,71 @@ function textOf(message: UIMessage): string {
   return message.parts.map((p) => (p.type === "text" ? p.text : "")).join("");
 }
 
+/** The request body's extra fields, read at each request. */
+function requestBody(): Record<string, unknown> {
+  const model = localStorage.getItem(MODEL_KEY) ?? "demo/echo";
+  return localStorage.getItem(TOOLS_KEY) === "on" ? { model, tools: [LOOKUP_TOOL] } : { model };
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) ?? "";
+}
+
+const TOOL_STATE_TEXT: Record<ToolPart["state"], string> = {
+  "input-streaming": "streaming arguments…",
+  "input-available": "running…",
+  "approval-requested": "waiting for approval",
+  "approval-responded": "approval answered",
+  "output-available": "done",
+  "output-error": "failed",
+  "output-denied": "denied",
+};
+
+/** A tool call of the answer: name, arguments (growing while they stream), output or error. */
+function ToolCard({ part }: { part: ToolPart }) {
+  const name = getToolName(part);
+  return (
+    <details className="tool-call ui-tool" data-tool-call-id={part.toolCallId} data-state={part.state} open>
+      <summary>
+        <span className="tool-name">{name}</span>
+        <span className="tool-state">{TOOL_STATE_TEXT[part.state] ?? part.state}</span>
+      </summary>
+      <pre className="tool-args ui-tool-input" aria-label={`Arguments of ${name}`}>
+        {typeof part.input === "string" ? part.input : json(part.input)}
+      </pre>
+      {part.state === "output-available" && (
+        <pre className="tool-args ui-tool-output" aria-label={`Output of ${name}`}>
+          {json(part.output)}
+        </pre>
+      )}
+      {part.state === "output-error" && (
+        <p className="ui-tool-error" role="alert">
+          {part.errorText}
+        </p>
+      )}
+    </details>
+  );
+}
+
 export function UIChatPage() {
   const [chatId, setChatId] = useState(loadChatId);
   const [model, setModel] = useState(() => localStorage.getItem(MODEL_KEY) ?? "demo/echo");
+  const [offerTools, setOfferTools] = useState(() => localStorage.getItem(TOOLS_KEY) === "on");
   const [input, setInput] = useState("");
-  const transport = useMemo(
-    () =>
-      new DefaultChatTransport({
-        api: API,
-        // Read at each request: the current model, as an extra body field.
-        body: () => ({ model: localStorage.getItem(MODEL_KEY) ?? "demo/echo" }),
-      }),
-    [],
-  );
+  // The body is read at each request: the current model and tools, as extra fields.
+  const transport = useMemo(() => new DefaultChatTransport({ api: API, body: requestBody }), []);
   const initial = useMemo(() => loadMessages(chatId), [chatId]);
-  const { messages, sendMessage, stop, status, error } = useChat({
+  const { messages, sendMessage, stop, status, error, addToolOutput } = useChat({
     id: chatId,
     messages: initial,
     transport,
     resume: true,
+    // The browser runs the tool; not awaited, as the SDK asks inside onToolCall.
+    onToolCall({ toolCall }) {
+      if (toolCall.dynamic || toolCall.toolName !== LOOKUP_TOOL.function.name) return;
+      void addToolOutput({ tool: toolCall.toolName, toolCallId: toolCall.toolCallId, output: runLookup(toolCall.input) });
+    },
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
   });
 
   useEffect(() => {
@@ -63,6 +124,9 @@ export function UIChatPage() {
   useEffect(() => {
     localStorage.setItem(MODEL_KEY, model);
   }, [model]);
+  useEffect(() => {
+    localStorage.setItem(TOOLS_KEY, offerTools ? "on" : "off");
+  }, [offerTools]);
 
   const busy = status === "submitted" || status === "streaming";
 
@@ -84,13 +148,30 @@ export function UIChatPage() {
       <h2 id="ui-chat-title">useChat (Vercel AI SDK)</h2>
       <label htmlFor="ui-model">Model</label>
       <input id="ui-model" value={model} onChange={(e) => setModel(e.target.value)} />
+      <input
+        id="ui-tools"
+        type="checkbox"
+        checked={offerTools}
+        onChange={(e) => setOfferTools(e.target.checked)}
+      />
+      <label htmlFor="ui-tools">Offer the lookup tool</label>
       <button type="button" onClick={newChat} disabled={busy}>
         New chat
       </button>
       <ol className="ui-messages" aria-label="Messages">
         {messages.map((m) => (
           <li key={m.id} data-role={m.role} data-message-id={m.id}>
-            <strong>{m.role}</strong> <span className="ui-text">{textOf(m)}</span>
+            <strong>{m.role}</strong>
+            {m.parts.map((p, i) =>
+              p.type === "reasoning" ? (
+                <p key={i} className="ui-reasoning">
+                  {p.text}
+                </p>
+              ) : isToolUIPart(p) ? (
+                <ToolCard key={p.toolCallId} part={p as ToolPart} />
+              ) : null,
+            )}{" "}
+            <span className="ui-text">{textOf(m)}</span>
           </li>
         ))}
       </ol>

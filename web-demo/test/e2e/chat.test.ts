@@ -132,6 +132,30 @@ describe.runIf(browserAvailable())("the chat page in headless Chromium", () => {
     expect(await page.getByTestId("connection-state").textContent()).toBe("Connected");
   });
 
+  test("demo/tools with the lookup tool offered: its call shows as a card, arguments complete", async () => {
+    await openPage();
+    await page.getByLabel("Offer the lookup tool").check();
+    await ask("weather in Paris", "demo/tools");
+    await expect.poll(status, { timeout: 20_000 }).toBe("Completed");
+    const card = answer().getByTestId("tool-call");
+    expect(await card.count()).toBe(1);
+    await expect.poll(() => card.getAttribute("data-done")).toBe("true");
+    expect(await card.locator(".tool-name").textContent()).toBe("lookup");
+    expect(await card.locator(".tool-id code").textContent()).toBe("call_demo_0");
+    const args = await card.getByLabel("Arguments of lookup").textContent();
+    expect(JSON.parse(args!)).toEqual({ query: "weather in Paris" });
+    // What went over the socket: the tool in the create, the call's own frames back.
+    await page.getByText(/Developer: protocol frames/).click();
+    const frames = (await page.locator(".frame-list li code").allTextContents()).map((f) => JSON.parse(f));
+    expect(frames[0].tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(["lookup"]);
+    const types = frames.map((f) => f.type as string);
+    expect(types).toContain("response.output_item.added");
+    expect(types.filter((t) => t === "response.function_call_arguments.delta").length).toBeGreaterThan(1);
+    expect(types).toContain("response.function_call_arguments.done");
+    expect(frames.at(-1)).toMatchObject({ type: "response.done", finish_reason: "tool_calls" });
+    await page.screenshot({ path: join(artifactsDir, "chat-tool-call.png"), fullPage: true });
+  });
+
   test("a model that does not exist gives an error a person can read", async () => {
     await openPage();
     await page.getByLabel("Model").selectOption({ label: "Another model id…" });

@@ -72,6 +72,28 @@ describe.runIf(browserAvailable())("useChat through the gateway, in headless Chr
     await page.close();
   });
 
+  test("demo/tools: the call shows as a card, runs in the page, and the answer continues the message", async () => {
+    const page = await openPage("demo/tools");
+    await page.getByLabel("Offer the lookup tool").check();
+    await send(page, "weather in Paris");
+    const card = page.locator('li[data-role="assistant"] .ui-tool');
+    await expect.poll(() => card.getAttribute("data-state"), WAIT).toBe("output-available");
+    expect(await card.getAttribute("data-tool-call-id")).toBe("call_demo_0");
+    expect(await card.locator(".tool-name").textContent()).toBe("lookup");
+    expect(JSON.parse((await card.getByLabel("Arguments of lookup").textContent())!)).toEqual({
+      query: "weather in Paris",
+    });
+    const output = { answer: "16 characters, 3 words" };
+    expect(JSON.parse((await card.getByLabel("Output of lookup").textContent())!)).toEqual(output);
+    // useChat sent the output back by itself; demo/tools answers from it, in the same message.
+    await expect.poll(() => assistantText(page), WAIT).toBe(`lookup returned: ${JSON.stringify(output)}`);
+    await expect.poll(() => status(page), WAIT).toBe("ready");
+    expect(await page.locator('li[data-role="assistant"]').count()).toBe(1);
+    expect(await card.count()).toBe(1);
+    await page.screenshot({ path: join(artifactsDir, "ui-chat-tool-call.png") });
+    await page.close();
+  });
+
   test("Stop ends the answer and the upstream request is closed", async () => {
     const before = (await upstream.requests()).length;
     const page = await openPage("openai/gpt-4o-mini");
