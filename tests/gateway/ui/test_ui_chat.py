@@ -234,13 +234,19 @@ async def test_nobody_back_within_the_window_cancels_the_answer_and_its_upstream
             async with open_stream(http, "POST", URL, json=body("x", model=OPENAI)) as parts:
                 await parts.until("text-delta")
             gone_at = time.monotonic()
-        (record,) = upstream.requests
-        with anyio.fail_after(10):
-            await record.ended.wait()
+            (record,) = upstream.requests
+            sent_at_hang_up = record.chunks_sent
+            with anyio.fail_after(10):
+                await record.ended.wait()
+            # Nothing is left to resume once the window is over.
+            assert (await http.get(f"{URL}/chat-1/stream")).status_code == 204
         assert record.outcome == "disconnected"
         assert record.ended_at is not None
         # Not before the window was over (a lower bound: a loaded machine only adds).
         assert record.ended_at - gone_at >= window_ms / 1000 * 0.95
+        # Within the window the answer went on: the upstream kept streaming to the gateway.
+        assert record.chunks_sent > sent_at_hang_up
+        assert record.chunks_sent < 3000
         with anyio.fail_after(5):
             await manager.wait_idle()
         assert manager.active_responses == 0
