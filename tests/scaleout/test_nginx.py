@@ -202,3 +202,22 @@ async def test_server_sent_events_pass_through_as_they_come_and_a_hang_up_stops_
             await record.ended.wait()
         assert record.outcome == "disconnected"
         assert record.chunks_sent < len(tokens)
+
+
+@pytest.mark.anyio
+async def test_per_replica_endpoints_are_not_served_through_nginx(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async with (
+        cluster(redis_server, names=("a",), env={"GATEWAY_ADMIN_TOKEN": "admin-secret"}) as c,
+        _nginx.running(_upstreams(c), free_port(), tmp_path / "nginx") as lb,
+        lb.http() as edge,
+        c.a.http() as direct,
+    ):
+        drain = {"authorization": "Bearer admin-secret"}
+        assert (await edge.get("/metrics")).status_code == 404
+        assert (await edge.post("/admin/drain", headers=drain)).status_code == 404
+        assert (await edge.get("/health/ready")).status_code == 200  # still ready
+        assert (await direct.get("/metrics")).status_code == 200
+        assert (await direct.post("/admin/drain", headers=drain)).status_code < 300
+        assert (await edge.get("/health/ready")).status_code == 503  # now draining
