@@ -26,8 +26,10 @@ then one of
 
 The message id is the session response's id, so a replay (resume) announces the
 same message as the original stream did and ``useChat`` replaces it rather than
-adding a second copy; a follow-up turn after tool results names the assistant
-message it continues instead.
+adding a second copy. A follow-up turn after tool results names the assistant
+message it continues instead; its resume still names the response, because
+``useChat`` rebuilds a resumed message from the replay alone (the new step only)
+and would otherwise overwrite the continued message's tool parts with it.
 """
 
 from __future__ import annotations

@@ -120,6 +120,37 @@ async def test_the_follow_up_turn_continues_the_assistant_message_with_the_answe
     assert "tool-input-start" not in parts.types
 
 
+async def test_a_resumed_follow_up_names_its_response_not_the_continued_message() -> None:
+    """useChat rebuilds a resumed message from the replay alone (only the new step):
+    named as the continued message it would replace that message's tool parts, so
+    the replay announces the response's own id and becomes a message of its own."""
+    payload = body("weather in Paris", model="demo/tools", tools=TOOLS)
+    payload["messages"].append(
+        {
+            "id": "a1",
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool-lookup",
+                    "toolCallId": "call_demo_0",
+                    "state": "output-available",
+                    "input": {"query": "weather in Paris"},
+                    "output": "sunny and warm all afternoon",
+                }
+            ],
+        }
+    )
+    async with gateway(demo_token_delay_ms=20) as gw, gw.http() as http:
+        async with open_stream(http, "POST", URL, json=payload) as first:
+            assert (await first.until("start"))["messageId"] == "a1"
+            await first.until("text-delta")
+        async with open_stream(http, "GET", f"{URL}/chat-1/stream") as resumed:
+            start = await resumed.until("start")
+            await resumed.rest()
+    assert start["messageId"].startswith("resp_")
+    assert resumed.text == "lookup returned: sunny and warm all afternoon"
+
+
 async def test_two_parallel_upstream_calls_and_their_follow_up_reach_the_provider() -> None:
     calls = [
         FakeToolCall("lookup", ['{"query"', ': "a"}'], id="call_a"),
