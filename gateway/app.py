@@ -21,10 +21,12 @@ from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.request_id import RequestIdMiddleware
 from gateway.router import Router
+from gateway.scaleout.limits import RedisKeyLimits
 from gateway.scaleout.redis_backend import RedisBackend
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.ws.drain import OpenSocket
+from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
 from gateway.ws.limits import SocketRegistry
 from sessions import Backend, MemoryBackend, SessionManager
 
@@ -44,6 +46,18 @@ def sessions_backend(settings: Settings) -> Backend:
     return MemoryBackend()
 
 
+def key_limits(settings: Settings, backend: Backend) -> KeyLimits:
+    """Per-client-key counters: shared through Redis along with the sessions."""
+    if settings.sessions_backend == "redis":
+        return RedisKeyLimits(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_key_prefix,
+            instance_id=backend.instance_id,
+            lease_s=settings.redis_owner_lease_ms / 1000,
+        )
+    return LocalKeyLimits()
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the app. Nothing is read from the environment here: ``settings`` is everything."""
 
@@ -53,8 +67,9 @@ def create_app(settings: Settings) -> Starlette:
         providers.warm()
         metrics = Metrics()
         router = Router(settings, providers, observer=metrics)
+        backend = sessions_backend(settings)
         sessions = SessionManager(
-            backend=sessions_backend(settings),
+            backend=backend,
             resume_window_s=settings.resume_window_ms / 1000,
             replay_max_events=settings.replay_max_events,
             replay_max_bytes=settings.replay_max_bytes,
@@ -73,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             provider_health=ProviderHealth(settings, providers),
             sessions=sessions,
             sockets=sockets,
+            key_limits=key_limits(settings, backend),
             metrics=metrics,
         )
         metrics.watch(_state_of(services))
@@ -88,7 +104,11 @@ def create_app(settings: Settings) -> Starlette:
             )
         try:
             # The manager outlives the lifecycle's task group: drain hooks use it.
-            async with sessions.running(), anyio.create_task_group() as tg:
+            async with (
+                services.key_limits.running(),
+                sessions.running(),
+                anyio.create_task_group() as tg,
+            ):
                 services.lifecycle.attach(tg)
                 services.lifecycle.started = True
                 yield

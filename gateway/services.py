@@ -16,6 +16,7 @@ from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.settings import Settings
 from gateway.ws.drain import OpenSocket
+from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
 from gateway.ws.limits import SocketRegistry
 from sessions import SessionManager
 
@@ -35,6 +36,8 @@ class Services:
     # WebSocket sessions: the manager runs in the lifespan; the registry counts sockets.
     sessions: SessionManager | None = None
     sockets: SocketRegistry[OpenSocket] | None = None
+    # Counts per client key over all its sockets (every instance's, with Redis).
+    key_limits: KeyLimits = field(default_factory=LocalKeyLimits)
     # Prometheus figures for /metrics: events counted where they happen, state at scrape.
     metrics: Metrics = field(default_factory=Metrics)
 

@@ -264,7 +264,18 @@ class Settings(BaseSettings):
     flood_messages_per_second: float = Field(200.0, gt=0)
     flood_message_burst: int = Field(200, ge=1)
     max_sockets: int = Field(10_000, ge=1)
-    max_sockets_per_key: int = Field(100, ge=1)
+    max_sockets_per_key: int = Field(
+        100, ge=1, description="per client key (on every instance together, with Redis sessions)"
+    )
+    # Per client key, over all its sockets (and instances, with sessions_backend=redis):
+    # the same costly messages as messages_per_second spend it. Unset: no per-key rate.
+    key_messages_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="costly messages per second per client key, over all its sockets"
+        " (shared by every instance with sessions_backend=redis); unset = no per-key rate",
+    )
+    key_message_burst: int = Field(40, ge=1, description="saved-up allowance of that rate")
     outbox_max_bytes: int = Field(1024 * 1024, ge=1024)
     replay_max_events: int = Field(10_000, ge=1)
     replay_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)

@@ -25,6 +25,15 @@ class Keys:
         """STRING: present while the instance lives (PX = owner lease, refreshed)."""
         return f"{self.prefix}instance:{instance_id}"
 
+    def sockets(self, key: str) -> str:
+        """ZSET: the client key's open sockets on every instance, scored with when each
+        lapses (now + owner lease, re-scored by its instance). TTL: twice the lease."""
+        return f"{self.prefix}sockets:{key}"
+
+    def rate(self, key: str) -> str:
+        """HASH: the client key's message token bucket. TTL: time to refill, + 1 s."""
+        return f"{self.prefix}rate:{key}"
+
     def control(self, instance_id: str) -> str:
         """Pub/sub channel: cancel/attach/detach for responses the instance owns."""
         return f"{self.prefix}control:{instance_id}"

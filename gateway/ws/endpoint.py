@@ -187,10 +187,20 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         principal=principal,
         outbox=outbox,
         metrics=services.metrics,
+        key_limits=services.key_limits,
     )
     connection = SocketConnection(websocket, send, protocol, outbox)
     per_key = principal.id if settings.auth_enabled else None
-    if not sockets.add(connection, per_key):
+    key_limits = services.key_limits
+    admitted = sockets.add(connection, per_key)
+    if admitted and per_key is not None:
+        # Every instance's sockets of this key count (shared limits; locally a no-op).
+        admitted = await key_limits.admit_socket(
+            per_key, protocol.session_id, settings.max_sockets_per_key
+        )
+        if not admitted:
+            sockets.remove(connection)
+    if not admitted:
         _log.warning("ws.at_capacity", principal=principal.id, sockets=len(sockets))
         protocol.detach()
         await websocket.close(close_codes.TRY_AGAIN_LATER, close_codes.REASONS[1013])
@@ -204,6 +214,9 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         await connection.run(settings.idle_timeout_ms / 1000)
     finally:
         sockets.remove(connection)
+        if per_key is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await key_limits.release_socket(per_key, protocol.session_id)
         services.metrics.socket_ended(
             server_code=connection.closed_with,
             frames_sent=outbox.frames_sent,

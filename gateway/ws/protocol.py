@@ -41,6 +41,7 @@ from gateway.router import Router
 from gateway.settings import Settings
 from gateway.telemetry import ChatSummary
 from gateway.ws import close_codes, wire
+from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
 from gateway.ws.limits import TokenBucket
 from gateway.ws.messages import (
     PROTOCOL,
@@ -76,8 +77,10 @@ class SocketProtocol:
         principal: Principal,
         outbox: Outbox,
         metrics: Metrics | None = None,
+        key_limits: KeyLimits | None = None,
     ) -> None:
         self._settings = settings
+        self._key_limits = LocalKeyLimits() if key_limits is None else key_limits
         self._manager = manager
         self._orchestrator = orchestrator
         self._router = router
@@ -150,7 +153,7 @@ class SocketProtocol:
         response_id: str | None = getattr(message, "response_id", None)
         if self._flooding(event_id, request_id, response_id):
             return
-        if type(message) in _COSTLY and self._rate_limited(event_id, request_id, response_id):
+        if type(message) in _COSTLY and await self._rate_limited(event_id, request_id, response_id):
             return
         try:
             await self._dispatch(message)
@@ -201,10 +204,10 @@ class SocketProtocol:
         self._policy_close()
         return True
 
-    def _rate_limited(
+    async def _rate_limited(
         self, event_id: str | None, request_id: str | None, response_id: str | None
     ) -> bool:
-        wait_s = self._bucket.take()
+        wait_s = self._bucket.take() or await self._key_wait()
         if not wait_s:
             # Violations count refusals in a row: a client getting messages through at
             # the allowed rate (several answers each retrying after retry_after_ms) is
@@ -221,6 +224,15 @@ class SocketProtocol:
         if self._violations >= self._settings.max_rate_violations:
             self._policy_close()
         return True
+
+    async def _key_wait(self) -> float:
+        """The client key's own rate, over all its sockets (and instances, with Redis)."""
+        s = self._settings
+        if s.key_messages_per_second is None or not s.auth_enabled:
+            return 0.0
+        return await self._key_limits.take(
+            self.principal, s.key_messages_per_second, s.key_message_burst
+        )
 
     def _policy_close(self) -> None:
         """Close 1008, cancelling the socket's running responses first.

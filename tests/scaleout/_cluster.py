@@ -25,6 +25,8 @@ API (kept small on purpose):
   manager; ``env`` adds/overrides ``GATEWAY_*`` variables for every instance.
 - :class:`Cluster`: ``redis``, ``upstream``, ``prefix`` (the Redis key prefix),
   ``instances`` (by name), ``a``/``b``, ``model`` (a model routed to the fake).
+- ``key_changes(redis, key)``: keyspace notifications of one Redis key, to await a
+  condition on state another process keeps there (re-check after each change).
 - :class:`Instance`: ``name``, ``port``, ``base`` (``http://127.0.0.1:N``), ``ws_url``,
   ``logs`` (every JSON log record so far), ``returncode``; ``start()``,
   ``wait_ready()``, ``stop()`` (SIGTERM, returns the exit code), ``kill()`` (SIGKILL),
@@ -41,13 +43,14 @@ import contextlib
 import itertools
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
 import orjson
+import redis.asyncio as aioredis
 from anyio.abc import Process, TaskGroup
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
@@ -212,6 +215,23 @@ class Instance:
         client = Client(await connect(self.ws_url, subprotocols=protocols, **kwargs))
         await client.next("session.created", within=10)
         return client
+
+
+@contextlib.asynccontextmanager
+async def key_changes(redis: RedisServer, key: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Redis keyspace notifications for ``key``: yields ``changed()``, which returns
+    after the next command that touched it. Subscribe before acting, then re-check
+    whatever you wait for after each change (bound the wait with ``anyio.fail_after``)."""
+    client = aioredis.from_url(redis.url)
+    async with client, client.pubsub() as pubsub:
+        await client.config_set("notify-keyspace-events", "KA")
+        await pubsub.subscribe(f"__keyspace@0__:{key}")
+
+        async def changed() -> None:
+            while await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0) is None:
+                pass
+
+        yield changed
 
 
 def _parse(line: bytes) -> LogRecord:
