@@ -16,17 +16,20 @@ const WAIT = { timeout: 30_000 };
 describe.runIf(browserAvailable())("useChat through the gateway, in headless Chromium", () => {
   let gateway: Gateway;
   let upstream: FakeUpstream;
+  let anthropic: FakeUpstream;
   let browser: BrowserHandle;
 
   beforeAll(async () => {
     upstream = await startFakeUpstream(TOKENS, DELAY_MS);
-    gateway = await startGateway({ ...upstream.env, GATEWAY_DEMO_TOKEN_DELAY_MS: "10" });
+    anthropic = await startFakeUpstream(4, 0, "anthropic");
+    gateway = await startGateway({ ...upstream.env, ...anthropic.env, GATEWAY_DEMO_TOKEN_DELAY_MS: "10" });
     browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
     await gateway?.stop();
     await upstream?.stop();
+    await anthropic?.stop();
   });
 
   async function openPage(model: string): Promise<Page> {
@@ -91,6 +94,17 @@ describe.runIf(browserAvailable())("useChat through the gateway, in headless Chr
     expect(await page.locator('li[data-role="assistant"]').count()).toBe(1);
     expect(await card.count()).toBe(1);
     await page.screenshot({ path: join(artifactsDir, "ui-chat-tool-call.png") });
+    await page.close();
+  });
+
+  test("the model's reasoning shows above its answer", async () => {
+    await anthropic.queue({ tokens: ["It is", " 4."], thinking: ["Two and two", " make four."] });
+    const page = await openPage("anthropic/claude-sonnet-4-5");
+    await send(page, "2+2?");
+    await expect.poll(() => assistantText(page), WAIT).toBe("It is 4.");
+    await expect.poll(() => status(page), WAIT).toBe("ready");
+    const reasoning = page.locator('li[data-role="assistant"] .ui-reasoning');
+    expect(await reasoning.allTextContents()).toEqual(["Two and two make four."]);
     await page.close();
   });
 
