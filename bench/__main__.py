@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): run the benchmark scenarios and write the results.
 
-    python -m bench                      # everything (~8 minutes on 2 cores)
+    python -m bench                      # everything (~13 minutes on 2 cores)
     python -m bench --only relay,cancel  # a subset
     python -m bench --quick              # short smoke run
 
@@ -12,6 +12,7 @@ so the committed results always come from a complete run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import traceback
@@ -24,8 +25,10 @@ from bench import (
     scenario_cancel,
     scenario_idle,
     scenario_latency,
+    scenario_redis,
     scenario_relay,
     scenario_resume,
+    scenario_soak,
 )
 from bench.config import Config
 from bench.report import Section
@@ -38,6 +41,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[Config], Section]]] = {
     "cancel": ("3. Cancel latency", scenario_cancel.run),
     "idle": ("4. Idle sockets", scenario_idle.run),
     "resume": ("5. Resume", scenario_resume.run),
+    "redis": ("6. Redis session backend", scenario_redis.run),
+    "soak": ("7. Soak", scenario_soak.run),
 }
 
 
@@ -47,6 +52,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", default="", help=f"comma-separated subset of: {', '.join(SCENARIOS)}"
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument(
+        "--soak-s", type=float, default=None, help="how long the soak runs, warm-up included"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: bench/)")
     return parser.parse_args(argv)
 
@@ -60,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     cfg = Config.smoke() if args.quick else Config.full()
+    if args.soak_s is not None:
+        cfg = dataclasses.replace(
+            cfg, soak_s=args.soak_s, soak_warmup_s=min(cfg.soak_warmup_s, args.soak_s / 3)
+        )
     procs.raise_fd_limit()
     info = report.machine()
     sections: list[Section] = []

@@ -12,9 +12,11 @@ import asyncio
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
+import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
 
@@ -68,3 +70,23 @@ def cpu_of(pids: dict[str, int]) -> dict[str, float]:
         times = psutil.Process(pid).cpu_times()
         out[name] = float(times.user + times.system)
     return out
+
+
+async def fake_records(
+    fake_url: str, since: int, markers: Collection[str], grace_s: float
+) -> dict[str, dict[str, Any]]:
+    """The fake upstream's record of each request named by one of ``markers``, by marker.
+
+    Waits (up to ``grace_s``) until every marker is there and none is still running,
+    so that a stream the gateway is just closing is not counted as orphaned.
+    """
+    deadline = time.monotonic() + grace_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            reply = await client.get(f"{fake_url}/_fake/requests", params={"since": since})
+            listed = reply.json()["requests"]
+            records = {r["marker"]: r for r in listed if r["marker"] in markers}
+            pending = [r for r in records.values() if r["outcome"] == "pending"]
+            if (len(records) == len(markers) and not pending) or time.monotonic() > deadline:
+                return records
+            await asyncio.sleep(0.05)

@@ -16,6 +16,9 @@ class Config:
     cancel_rounds: int
     idle_counts: tuple[int, ...]
     resume_rounds: int
+    redis_rounds: int
+    soak_s: float  # the soak's whole run, warm-up included
+    soak_warmup_s: float
 
     @classmethod
     def full(cls) -> Config:
@@ -29,6 +32,9 @@ class Config:
             cancel_rounds=5,
             idle_counts=(1_000, 10_000),
             resume_rounds=50,
+            redis_rounds=2,
+            soak_s=150.0,
+            soak_warmup_s=30.0,
         )
 
     @classmethod
@@ -43,4 +49,7 @@ class Config:
             cancel_rounds=1,
             idle_counts=(1_000,),
             resume_rounds=5,
+            redis_rounds=1,
+            soak_s=30.0,
+            soak_warmup_s=6.0,
         )

@@ -21,7 +21,6 @@ import random
 import time
 from typing import Any
 
-import httpx
 import orjson
 
 from bench import _driver, _lean_ws
@@ -140,19 +139,6 @@ async def _sse_worker(
         statuses.append("closed" if marker in cancels else "completed")
 
 
-async def _upstream_records(fake: str, since: int, markers: set[str]) -> dict[str, Any]:
-    """The fake's record of every marker, waiting up to the grace period for them to end."""
-    deadline = time.monotonic() + _GRACE_S
-    async with httpx.AsyncClient(timeout=30) as client:
-        while True:
-            reply = await client.get(f"{fake}/_fake/requests", params={"since": since})
-            records = {r["marker"]: r for r in reply.json()["requests"] if r["marker"] in markers}
-            pending = [r for r in records.values() if r["outcome"] == "pending"]
-            if (len(records) == len(markers) and not pending) or time.monotonic() > deadline:
-                return records
-            await asyncio.sleep(0.05)
-
-
 async def _main(args: dict[str, Any]) -> dict[str, Any]:
     concurrency: int = args["concurrency"]
     cancels: dict[str, tuple[float, int]] = {}
@@ -177,7 +163,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
     await client.aclose()
     cpu1 = _driver.cpu_of(pids)
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
-    records = await _upstream_records(args["fake_url"], args["since"], set(cancels))
+    records = await _driver.fake_records(args["fake_url"], args["since"], set(cancels), _GRACE_S)
     latencies = []
     outcomes: dict[str, int] = {}
     chunks_after: list[int] = []

@@ -19,6 +19,8 @@ window (after ``warmup_s``), beside the CPU time every named process
 per-token delivery latency (fake send -> client receive) and inter-arrival gaps
 of every token received inside the window, and time to first token of the
 requests sent inside it (``samples: true`` returns the samples themselves too).
+With ``redis_url`` it also reports what that Redis processed in the window
+(commands, and read events: one per batch a client sent, so round trips).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import _driver, _lean_ws
+from bench import _driver, _lean_ws, procs
 from bench._lean_http import LeanClient
 from bench.stats import summary
 from gateway.upstream import LineDecoder
@@ -246,12 +248,15 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
                 coro = _http_worker(client, url, headers, counters, window)
                 tasks.append(asyncio.create_task(staggered(coro)))
 
+    redis_url: str | None = args.get("redis_url")
     await asyncio.sleep(args["warmup_s"])
+    redis0 = _redis_counters(redis_url)
     t0, cpu0, c0 = time.monotonic(), _driver.cpu_of(pids), _Counters(**vars(counters))
     if window is not None:
         window.start = t0
     await asyncio.sleep(args["measure_s"])
     t1, cpu1, c1 = time.monotonic(), _driver.cpu_of(pids), _Counters(**vars(counters))
+    redis1 = _redis_counters(redis_url)
     if window is not None:
         window.end = t1
     failed = [t for t in tasks if t.done() and t.exception() is not None]
@@ -284,6 +289,8 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": cpu,
         "cpu_us_per_token": {k: (v / tokens * 1e6 if tokens else None) for k, v in cpu.items()},
     }
+    if redis_url is not None:
+        result["redis"] = {name: redis1[name] - redis0[name] for name in redis0}
     if window is not None:
         result["ttft_ms"] = summary(window.ttft_ms)
         result["token_latency_ms"] = summary(window.token_ms)
@@ -298,6 +305,15 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
                 )
             }
     return result
+
+
+def _redis_counters(url: str | None) -> dict[str, int]:
+    """Redis's own counters (``INFO stats``); a blocking read of a millisecond or so,
+    taken only at the window's edges."""
+    if url is None:
+        return {}
+    info = procs.redis_info(url)
+    return {name: int(info[name]) for name in ("total_commands_processed", "total_reads_processed")}
 
 
 if __name__ == "__main__":

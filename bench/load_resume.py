@@ -4,7 +4,9 @@ Per round: socket A creates a response (the fake streams ``tokens`` tokens, so
 the buffer holds created + that many deltas + done) and reads it to the end,
 then closes. Socket B measures a ping -> pong round trip (the baseline), then
 sends ``response.resume`` with ``last_seq: 0`` and times ``resume.result``, the
-first replayed frame and the replayed ``response.done``.
+first replayed frame and the replayed ``response.done``. With ``resume_url``
+socket B connects there instead: another gateway instance sharing the session
+store (Redis), which replays the response from the store, not from its memory.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def _dumps(frame: dict[str, Any]) -> str:
 
 async def _main(args: dict[str, Any]) -> dict[str, Any]:
     url = args["url"].replace("http://", "ws://") + "/api/v1/ws"
+    resume_url = args.get("resume_url", args["url"]).replace("http://", "ws://") + "/api/v1/ws"
     key = args["key"]
     pong_ms: list[float] = []
     result_ms: list[float] = []
@@ -65,7 +68,7 @@ async def _main(args: dict[str, Any]) -> dict[str, Any]:
                 break
         await first.close()
 
-        second = await _connect(url, key)
+        second = await _connect(resume_url, key)
         sent = time.monotonic()
         await second.send(_dumps({"type": "ping", "ts": round_}))
         await second.recv()

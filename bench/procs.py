@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -220,6 +221,77 @@ def gateway(
         yield Server("gateway", process, url)
     finally:
         _stop(process)
+
+
+@contextlib.contextmanager
+def redis_server(*, cores: frozenset[int] | None = None) -> Iterator[Server]:
+    """A throwaway ``redis-server`` on a free loopback port (never the system one).
+
+    Started the way ``tests/redis_server.py`` starts the tests' one, but without
+    persistence: the tests' fsync per write would make the benchmark measure the
+    disk, and a session store's events live for a resume window anyway. ``url``
+    is the ``redis://`` URL the gateway takes.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--protected-mode", "no"]
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp:
+        process = subprocess.Popen(
+            [*command, "--dir", tmp],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_pinned(cores),
+        )
+        try:
+            _wait_redis(process, port)
+            yield Server("redis", process, f"redis://127.0.0.1:{port}/0")
+        finally:
+            _stop(process)
+
+
+def _wait_redis(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {process.returncode}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1) as conn,
+        ):
+            conn.sendall(b"PING\r\n")
+            if conn.recv(64).startswith(b"+PONG"):
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"redis-server on port {port}: not ready after {_START_TIMEOUT_S} s")
+
+
+def redis_info(url: str, section: str = "stats") -> dict[str, str]:
+    """``INFO <section>`` of the Redis at ``url`` as a dict (one short-lived connection)."""
+    host, port = url.removeprefix("redis://").split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"INFO {section}\r\n".encode())
+        reply = b""
+        # A bulk string: "$<length>\r\n<payload>\r\n".
+        while b"\r\n" not in reply or len(reply) < _bulk_end(reply):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    text = reply.split(b"\r\n", 1)[1].decode()
+    fields = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not name.startswith("#"):
+            fields[name] = value
+    return fields
+
+
+def _bulk_end(reply: bytes) -> int:
+    head, _, _ = reply.partition(b"\r\n")
+    return len(head) + 2 + int(head[1:]) + 2
 
 
 @contextlib.contextmanager

@@ -88,11 +88,11 @@ def _round(
     return results
 
 
-def _pooled(
+def pooled(
     mode: str, concurrency: int, tokens: int, results: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """One mode's rounds as one run: samples pooled, counts summed."""
-    pooled: dict[str, Any] = {
+    merged: dict[str, Any] = {
         "mode": mode,
         "concurrency": concurrency,
         "tokens_per_response": tokens,
@@ -101,10 +101,13 @@ def _pooled(
         "errors": sum(r["errors"] for r in results),
         "worker_failures": [f for r in results for f in r["worker_failures"]][:5],
         "cpu_us_per_token": [r["cpu_us_per_token"] for r in results],
+        "tokens": sum(r["tokens"] for r in results),
+        "elapsed_s": sum(r["elapsed_s"] for r in results),
+        "cpu_s": {name: sum(r["cpu_s"][name] for r in results) for name in results[0]["cpu_s"]},
     }
     for key in ("ttft_ms", "token_latency_ms", "gap_ms"):
-        pooled[key] = summary([x for r in results for x in r["samples"][key]])
-    return pooled
+        merged[key] = summary([x for r in results for x in r["samples"][key]])
+    return merged
 
 
 def run(cfg: Config) -> Section:
@@ -124,7 +127,7 @@ def run(cfg: Config) -> Section:
                 for round_ in range(cfg.latency_rounds)
             ]
         for mode in _MODES:
-            runs.append(_pooled(mode, concurrency, tokens, [r[mode] for r in rounds]))
+            runs.append(pooled(mode, concurrency, tokens, [r[mode] for r in rounds]))
     machine_after = wakeup.describe(cores)
 
     def find(mode: str, concurrency: int) -> dict[str, Any]:

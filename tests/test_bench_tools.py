@@ -15,7 +15,7 @@ import anyio
 import orjson
 import pytest
 
-from bench import _lean_ws, wakeup
+from bench import _lean_ws, procs, scenario_latency, scenario_redis, scenario_soak, wakeup
 from tests.gateway.ws._support import PROTOCOL, gateway
 
 KEY = "bench-test-key"
@@ -125,3 +125,77 @@ def test_ab_measures_two_checkouts_in_one_run() -> None:
     }
     assert first_tokens.keys() == {"direct", "before sse", "after sse", "before ws", "after ws"}
     assert all(count > 0 for count in first_tokens.values()), first_tokens
+
+
+# --- pure helpers of the Redis and soak scenarios ------------------------------------------
+
+
+def test_trend_compares_the_first_and_last_third_and_fits_a_slope() -> None:
+    times = [float(t) for t in range(9)]
+    # Flat first third, a spike in the middle (ignored by the medians), growth at the end.
+    values = [100.0, 101.0, 100.0, 100.0, 180.0, 100.0, 110.0, 111.0, 110.0]
+    found = scenario_soak.trend(times, values)
+    assert (found.first, found.last) == (100.0, 110.0)
+    assert found.growth == 10.0 and found.growth_pct == pytest.approx(10.0)
+    steady = scenario_soak.trend(times, [5.0] * 9)
+    assert steady.slope_per_min == 0.0
+    # 1 MiB per second is 60 MiB per minute.
+    assert scenario_soak.trend(times, times).slope_per_min == pytest.approx(60.0)
+    with pytest.raises(ValueError):
+        scenario_soak.trend([0.0, 1.0], [1.0, 2.0])
+
+
+def test_soak_criteria_fail_on_growth_beyond_their_bounds() -> None:
+    times = [float(t) for t in range(6)]
+    assert scenario_soak.rss_steady(scenario_soak.trend(times, [100, 100, 105, 105, 109, 109]))
+    assert not scenario_soak.rss_steady(scenario_soak.trend(times, [100, 100, 105, 105, 111, 111]))
+    assert scenario_soak.fds_flat(scenario_soak.trend(times, [70, 70, 75, 75, 60, 60]))
+    assert not scenario_soak.fds_flat(scenario_soak.trend(times, [70, 70, 75, 75, 81, 81]))
+    assert not scenario_soak.fds_flat(scenario_soak.trend(times, [70, 70, 65, 65, 59, 59]))
+
+
+def test_parse_gauges_reads_unlabelled_gauges_of_a_prometheus_exposition() -> None:
+    text = (
+        "# HELP gateway_ws_sockets_open Open WebSocket sessions\n"
+        "# TYPE gateway_ws_sockets_open gauge\n"
+        "gateway_ws_sockets_open 3.0\n"
+        'gateway_circuit_state{provider="openai"} 0.0\n'
+        "gateway_ws_sockets_open_total 9.0\n"
+        "gateway_http_streams 0.0\n"
+    )
+    assert scenario_soak.parse_gauges(text) == {
+        "gateway_ws_sockets_open": 3.0,
+        "gateway_http_streams": 0.0,
+    }
+
+
+def test_pooled_rounds_sum_tokens_and_cpu_for_the_cost_per_token() -> None:
+    def round_(tokens: int, gateway_s: float) -> dict[str, object]:
+        return {
+            "left_running": 0,
+            "errors": 0,
+            "worker_failures": [],
+            "cpu_us_per_token": {},
+            "tokens": tokens,
+            "elapsed_s": 2.0,
+            "cpu_s": {"gateway": gateway_s, "redis": 0.1},
+            "samples": {"ttft_ms": [1.0], "token_latency_ms": [1.0, 3.0], "gap_ms": []},
+        }
+
+    run = scenario_latency.pooled("ws", 100, 200, [round_(1000, 0.05), round_(3000, 0.25)])
+    assert run["tokens"] == 4000 and run["elapsed_s"] == 4.0
+    # 0.30 s over 4,000 tokens: 75 µs each (not the mean of the rounds' 50 and 83 µs).
+    assert scenario_redis.per_token_us(run, "gateway") == pytest.approx(75.0)
+    assert scenario_redis.per_token_us(run, "redis") == pytest.approx(50.0)
+    assert run["token_latency_ms"]["n"] == 4  # both rounds' samples
+    assert scenario_redis.per_token_us({**run, "tokens": 0}, "gateway") is None
+
+
+def test_redis_info_reads_the_counters_of_a_throwaway_redis_server() -> None:
+    with procs.redis_server() as redis:
+        assert redis.url.startswith("redis://127.0.0.1:") and not redis.url.endswith(":6379/0")
+        before = procs.redis_info(redis.url)
+        after = procs.redis_info(redis.url)
+    # Each INFO is itself a command that Redis counts.
+    assert int(after["total_commands_processed"]) > int(before["total_commands_processed"])
+    assert "total_reads_processed" in after
