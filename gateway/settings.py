@@ -277,6 +277,11 @@ class Settings(BaseSettings):
     )
     key_message_burst: int = Field(40, ge=1, description="saved-up allowance of that rate")
     outbox_max_bytes: int = Field(1024 * 1024, ge=1024)
+    # A socket over outbox_max_bytes for this long is closed 4013 (slow consumer); one
+    # that drains below it in time is not, however large the burst (docs/protocol.md).
+    outbox_drain_timeout_ms: int = Field(
+        10_000, ge=0, description="how long a socket's outbox may stay over outbox_max_bytes"
+    )
     replay_max_events: int = Field(10_000, ge=1)
     replay_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
 

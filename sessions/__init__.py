@@ -18,6 +18,7 @@ from sessions.errors import (
 )
 from sessions.events import (
     EVENT_OVERHEAD_BYTES,
+    MAX_DELTA_CHARS,
     Created,
     Delta,
     Done,
@@ -39,6 +40,7 @@ from sessions.sink import Sink
 
 __all__ = [
     "EVENT_OVERHEAD_BYTES",
+    "MAX_DELTA_CHARS",
     "TRANSITIONS",
     "Backend",
     "BackendUnavailable",

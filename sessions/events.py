@@ -18,6 +18,13 @@ from typing import Final
 # Fixed per-event cost on top of the text, so that a flood of empty deltas is bounded too.
 EVENT_OVERHEAD_BYTES: Final = 64
 
+# The most text one delta event carries (text, reasoning or tool-call arguments). A
+# response splits a longer upstream piece into several events, each with its own seq
+# (see ``Response.emit_delta``), and the gateway's outbox never merges past it: even
+# at 6 bytes a character (JSON escapes) a frame stays under 400 KB, far below what
+# clients accept in one message (1 MiB by default in the ``websockets`` library).
+MAX_DELTA_CHARS: Final = 64 * 1024
+
 
 class Status(StrEnum):
     COMPLETED = "completed"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import anyio
 
 from sessions.events import (
+    MAX_DELTA_CHARS,
     Created,
     Delta,
     Done,
@@ -42,6 +43,13 @@ class TokenCounts:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` in pieces of at most ``MAX_DELTA_CHARS`` (one piece, maybe empty, if short)."""
+    if len(text) <= MAX_DELTA_CHARS:
+        return [text]
+    return [text[at : at + MAX_DELTA_CHARS] for at in range(0, len(text), MAX_DELTA_CHARS)]
 
 
 def new_response_id() -> str:
@@ -167,19 +175,30 @@ class Response:
     def emit_delta(self, text: str) -> None:
         """Emit the next text delta: next seq, into the replay buffer, to the sink.
 
-        Synchronous and cheap. Ignored once the response has ended.
+        Synchronous and cheap. Ignored once the response has ended. A text longer
+        than ``MAX_DELTA_CHARS`` (one huge upstream chunk) becomes several deltas of
+        at most that many characters, each with its own seq, so that no frame grows
+        past what a client accepts and a resume can start between the pieces.
         """
         if self._state is not State.RUNNING:
+            return
+        if len(text) > MAX_DELTA_CHARS:
+            for piece in _pieces(text):
+                if self._state is not State.RUNNING:
+                    return  # a piece overflowed a detached buffer: the response ended
+                self._seq += 1
+                self._deliver(Delta(self.id, self._seq, piece))
             return
         self._seq += 1
         self._deliver(Delta(self.id, self._seq, text))
 
     def emit_reasoning(self, text: str) -> None:
-        """Emit a piece of reasoning text, like :meth:`emit_delta`."""
-        if self._state is not State.RUNNING:
-            return
-        self._seq += 1
-        self._deliver(ReasoningDelta(self.id, self._seq, text))
+        """Emit a piece of reasoning text, like :meth:`emit_delta` (split likewise)."""
+        for piece in _pieces(text):
+            if self._state is not State.RUNNING:
+                return
+            self._seq += 1
+            self._deliver(ReasoningDelta(self.id, self._seq, piece))
 
     def emit_tool_call(self, index: int, call_id: str, name: str) -> None:
         """Emit the start of the tool call ``index``, like :meth:`emit_delta`."""
@@ -189,11 +208,13 @@ class Response:
         self._deliver(ToolCallAdded(self.id, self._seq, index, call_id, name))
 
     def emit_tool_arguments(self, index: int, delta: str, call_id: str = "") -> None:
-        """Emit a piece of the arguments of the call ``index``, like :meth:`emit_delta`."""
-        if self._state is not State.RUNNING:
-            return
-        self._seq += 1
-        self._deliver(ToolArgumentsDelta(self.id, self._seq, index, delta, call_id))
+        """Emit a piece of the arguments of the call ``index``, like :meth:`emit_delta`
+        (split likewise: the pieces still concatenate to the call's arguments)."""
+        for piece in _pieces(delta):
+            if self._state is not State.RUNNING:
+                return
+            self._seq += 1
+            self._deliver(ToolArgumentsDelta(self.id, self._seq, index, piece, call_id))
 
     def emit_tool_call_done(self, index: int, call_id: str, name: str, arguments: str) -> None:
         """Emit the end of the call ``index`` with its whole arguments, like :meth:`emit_delta`."""

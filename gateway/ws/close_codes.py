@@ -40,8 +40,9 @@ TOKEN_EXPIRED: Final = 4001
 # A live client that sees this should send ``ping`` every ``heartbeat_interval_ms``.
 IDLE_TIMEOUT: Final = 4008
 
-# The client did not read fast enough and its outbox hit ``outbox_max_bytes``.
-# Its responses keep running for the resume window: reconnect and resume.
+# The client did not read fast enough: its outbox stayed over ``outbox_max_bytes``
+# for ``outbox_drain_timeout_ms`` (or went over several times that at once). Its
+# responses keep running for the resume window: reconnect and resume.
 SLOW_CONSUMER: Final = 4013
 
 # Why-strings sent as the close reason (must fit in 123 bytes).

@@ -178,7 +178,9 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     await websocket.accept(subprotocol=PROTOCOL)
     # One full replay buffer (plus its resume.result and created frames) may arrive at once.
     replay_allowance = settings.replay_max_bytes + 4 * EVENT_OVERHEAD_BYTES
-    outbox = Outbox(settings.outbox_max_bytes, replay_allowance)
+    outbox = Outbox(
+        settings.outbox_max_bytes, replay_allowance, settings.outbox_drain_timeout_ms / 1000
+    )
     protocol = SocketProtocol(
         settings=settings,
         manager=manager,

@@ -10,18 +10,29 @@ delta whose response already has a delta waiting in the queue is merged into it
 frame per response per write, not one per token, and loses nothing. Only text
 deltas merge: reasoning and tool-call events (argument pieces included) queue as
 frames of their own and end the merging into the text delta before them, so
-pieces of different calls, or text and arguments, never share a frame. The queue
-and the frames the writer has taken but not yet sent are counted against
-``max_bytes`` together; crossing it drops everything, stops the writer at once
-(even mid-send) and closes the socket with 4013: that client is too slow for
-this socket, and its responses carry on for the resume window.
+pieces of different calls, or text and arguments, never share a frame. A merged
+frame stops growing at ``MAX_MERGED_CHARS``, the size a response already splits
+one huge upstream piece into (``sessions.events.MAX_DELTA_CHARS``), so no frame
+carries more than that.
+
+A slow consumer is one that takes too long to drain, not one that is sent a big
+frame. The queue and the frames the writer has taken but not yet sent are counted
+against ``max_bytes`` together; crossing it starts a deadline of ``drain_s`` on
+the writer. Getting back to ``max_bytes`` or below (the client read) lifts the
+deadline; reaching it drops everything, stops the writer at once (even mid-send)
+and closes the socket with 4013: that client is too slow for this socket, and its
+responses carry on for the resume window. A prompt reader therefore survives a
+burst of any shape, e.g. one upstream chunk of megabytes, which arrives in one
+event-loop turn. So that memory stays bounded meanwhile, crossing
+``HARD_CAP_FACTOR * max_bytes`` closes 4013 at once, deadline or not.
 
 A replay (``response.resume``, or ``response.create`` re-attaching a known
 ``request_id``) arrives all at once and may legitimately be larger than
 ``max_bytes``; it is charged to a separate allowance of ``replay_bytes`` instead
 (the size of one full replay buffer), so that catching up is not mistaken for
-being slow. Memory per socket is therefore bounded by ``max_bytes +
-replay_bytes`` whatever the client does.
+being slow. Memory per socket is therefore bounded by ``HARD_CAP_FACTOR *
+max_bytes + replay_bytes`` whatever the client does, and stays above ``max_bytes
++ replay_bytes`` for ``drain_s`` at most.
 
 Merging happens before encoding, so a merged frame is encoded once.
 
@@ -51,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
@@ -59,7 +71,7 @@ from typing import Any, Final, TypeAlias
 import anyio
 
 from gateway.ws import close_codes, wire
-from sessions.events import EVENT_OVERHEAD_BYTES, Delta, SinkEvent
+from sessions.events import EVENT_OVERHEAD_BYTES, MAX_DELTA_CHARS, Delta, SinkEvent
 
 # Past the close decision, how long the writer may still spend flushing and closing:
 # a client that stops reading entirely must not pin the connection forever.
@@ -67,8 +79,18 @@ CLOSE_GRACE_S: Final = 5.0
 
 # A merged delta frame stops growing here and a new one starts: clients cap frame
 # sizes too (the ``websockets`` library at 1 MiB by default), and one huge frame
-# would make a client that catches up wait for all of it.
-MAX_MERGED_CHARS: Final = 64 * 1024
+# would make a client that catches up wait for all of it. The same bound as a
+# response's split of one huge upstream piece, so merging never undoes the split.
+MAX_MERGED_CHARS: Final = MAX_DELTA_CHARS
+
+# Over ``max_bytes`` the client has ``drain_s`` to catch up; over this many times
+# ``max_bytes`` it is closed at once (memory per socket stays bounded). Four times the
+# default cap holds a 2 MB upstream chunk with room for what was queued before it.
+HARD_CAP_FACTOR: Final = 4
+
+# How long the outbox may stay over ``max_bytes`` when the endpoint does not say
+# (``Settings.outbox_drain_timeout_ms`` does).
+DEFAULT_DRAIN_S: Final = 10.0
 
 
 class _Queued:
@@ -144,8 +166,12 @@ class Outbox:
     __slots__ = (
         "_close",
         "_credit",
+        "_drain_by",
+        "_drain_s",
         "_entries",
         "_failure",
+        "_grace_by",
+        "_hard_bytes",
         "_inflight",
         "_max_bytes",
         "_nbytes",
@@ -163,8 +189,14 @@ class Outbox:
         "peak_replay_bytes",
     )
 
-    def __init__(self, max_bytes: int, replay_bytes: int = 0) -> None:
+    def __init__(
+        self, max_bytes: int, replay_bytes: int = 0, drain_s: float = DEFAULT_DRAIN_S
+    ) -> None:
         self._max_bytes = max_bytes
+        self._hard_bytes = HARD_CAP_FACTOR * max_bytes
+        self._drain_s = drain_s
+        self._drain_by: float | None = None  # while over ``max_bytes``: the 4013 deadline
+        self._grace_by = math.inf  # after a close request: end of the flush
         self._replay_bytes = replay_bytes
         self._entries: deque[_Queued | _PendingDelta] = deque()
         self._open: dict[str, _PendingDelta] = {}  # response id -> its queued tail delta
@@ -192,6 +224,11 @@ class Outbox:
     @property
     def closing(self) -> bool:
         return self._close is not None
+
+    @property
+    def draining(self) -> bool:
+        """Over ``max_bytes``, with the drain deadline running."""
+        return self._drain_by is not None
 
     # --- producers (synchronous, never block) ------------------------------------------
 
@@ -249,7 +286,8 @@ class Outbox:
             scope = self._send_scope
             if scope is not None:
                 # A writer blocked on a client that stopped reading gets a bounded flush.
-                scope.deadline = min(scope.deadline, anyio.current_time() + CLOSE_GRACE_S)
+                self._grace_by = anyio.current_time() + CLOSE_GRACE_S
+                scope.deadline = min(scope.deadline, self._grace_by)
 
     # --- writer side ---------------------------------------------------------------------
 
@@ -266,6 +304,8 @@ class Outbox:
             return  # the overflow already dropped every charge
         self._nbytes -= cost
         self._credit -= credit
+        if self._drain_by is not None and self._nbytes <= self._max_bytes:
+            self._drained()
 
     async def wait(self) -> None:
         """Until something is queued or a close is requested."""
@@ -341,16 +381,34 @@ class Outbox:
                 return True
         total = self._nbytes + size
         if total > self._max_bytes:
-            self._overflow()
-            return False
+            if total > self._hard_bytes:
+                self._overflow()
+                return False
+            if self._drain_by is None:
+                self._start_drain_deadline()
         self._nbytes = total
         entry.cost += size
         if total > self.peak_bytes:
             self.peak_bytes = total
         return True
 
+    def _start_drain_deadline(self) -> None:
+        """Over ``max_bytes``: the writer has ``drain_s`` to get back under it."""
+        self._drain_by = drain_by = anyio.current_time() + self._drain_s
+        scope = self._send_scope
+        if scope is not None:
+            scope.deadline = min(scope.deadline, drain_by)
+
+    def _drained(self) -> None:
+        """Back to ``max_bytes`` or below in time: no 4013 (a close's flush stays bounded)."""
+        self._drain_by = None
+        scope = self._send_scope
+        if scope is not None:
+            scope.deadline = self._grace_by
+
     def _overflow(self) -> None:
         self.overflowed = True
+        self._drain_by = None
         self._entries.clear()
         self._open.clear()
         self._nbytes = self._credit = 0
@@ -370,13 +428,16 @@ class Outbox:
         """Drain the outbox into ``send`` until a close is requested, then close.
 
         The flush after a close request is bounded by ``CLOSE_GRACE_S``; an overflow
-        cuts it short, even mid-send. ``send``/``close`` may raise when the peer is
-        gone; that ends the writer.
+        cuts it short, even mid-send, and so does the drain deadline passing (which
+        is an overflow). ``send``/``close`` may raise when the peer is gone; that
+        ends the writer.
         """
         with anyio.CancelScope() as scope:
             self._send_scope = scope
             if self._close is not None:
-                scope.deadline = anyio.current_time() + CLOSE_GRACE_S
+                self._grace_by = anyio.current_time() + CLOSE_GRACE_S
+            drain_by = self._drain_by
+            scope.deadline = min(self._grace_by, math.inf if drain_by is None else drain_by)
             self._send = send
             try:
                 await self._send_until_closing(send)
@@ -387,6 +448,9 @@ class Outbox:
                 inflight, self._inflight = self._inflight, None
                 if inflight is not None:
                     inflight.send.close()
+        drain_by = self._drain_by
+        if drain_by is not None and anyio.current_time() >= drain_by:
+            self._overflow()  # the scope's deadline was the drain deadline: too slow
         assert self._close is not None  # only a close request or an overflow ends the loop
         code, reason = self._close
         with anyio.move_on_after(CLOSE_GRACE_S):

@@ -2,7 +2,8 @@
 
 :class:`SessionEncoder` is the WebSocket surface behind :class:`gateway.relay.Relay`:
 each text delta is one synchronous ``Response.emit_delta`` (the outbox turns it
-into frames), nothing else on the per-token path. Reasoning and tool calls become
+into frames; one over ``MAX_DELTA_CHARS`` the response splits into several),
+nothing else on the per-token path. Reasoning and tool calls become
 their session events; at the provider's finish every tool call is closed by a
 ``ToolCallDone`` with its whole arguments, before the manager's ``Done``. The
 ending becomes what the manager expects of a ``produce``: a :class:`FinishInfo`

@@ -111,6 +111,25 @@ def small_receive_socket(gw: Gateway, receive_buffer: int = 4096) -> socket.sock
     return sock
 
 
+# Pinned kernel buffers on both ends make a client that stops reading block the
+# server's sends soon; otherwise megabytes vanish into socket buffers first.
+SMALL_BUFFER = 8192
+
+
+async def stalled_client(gw: Gateway) -> Client:
+    """A client for ``gateway(send_buffer=SMALL_BUFFER)`` that reads only when asked:
+    small receive buffer, one queued frame, no compression (repetitive text would
+    shrink to nothing)."""
+    return await gw.open(sock=small_receive_socket(gw), max_queue=1, compression=None)
+
+
+def only_outbox(gw: Gateway) -> Any:
+    """The outbox of the gateway's one socket (its state is what a test observes)."""
+    assert gw.services.sockets is not None
+    (connection,) = list(gw.services.sockets)
+    return connection.outbox
+
+
 @contextlib.asynccontextmanager
 async def fake_upstream(
     provider: str = "openai", upstream: FakeUpstream | None = None
@@ -203,6 +222,16 @@ class Client:
                     deltas.append(frame)
                 elif frame["type"] == "response.done":
                     return Collected(created, deltas, frame)
+
+    async def resume(self, created: Frame, last_seq: int) -> Frame:
+        """Send ``response.resume`` for the response ``created`` names; its ``resume.result``."""
+        await self.send(
+            "response.resume",
+            response_id=created["response_id"],
+            epoch=created["epoch"],
+            last_seq=last_seq,
+        )
+        return await self.next("resume.result")
 
     async def frames_of(self, response_id: str, until_done: bool = True) -> list[Frame]:
         out: list[Frame] = []

@@ -1,21 +1,27 @@
 """A client that stops reading: merged deltas, nothing lost, bounded memory, then 4013.
 
+(The drain deadline, and huge deltas read promptly, are in test_slow_consumer.py.)
+
 To make "stops reading" bite quickly the kernel buffers are pinned small on both
 ends and the client neither compresses (repetitive text would shrink to nothing)
-nor queues more than one frame; otherwise megabytes vanish into socket buffers
-before the gateway notices.
+nor queues more than one frame (``_support.stalled_client``); otherwise megabytes
+vanish into socket buffers before the gateway notices.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
-from gateway.ws.outbox import MAX_MERGED_CHARS
+from gateway.ws.outbox import HARD_CAP_FACTOR, MAX_MERGED_CHARS
 from tests.fakes import Scenario
-from tests.gateway.ws._support import Client, Gateway, fake_upstream, gateway, small_receive_socket
+from tests.gateway.ws._support import (
+    SMALL_BUFFER,
+    fake_upstream,
+    gateway,
+    only_outbox,
+    stalled_client,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -23,17 +29,6 @@ MODEL = "openai/gpt-4o-mini"
 # 2000 tokens of ~1 KB: far more than every buffer between the gateway and the client.
 TOKENS = [f" {i:06d}" + "x" * 1000 for i in range(2000)]
 FULL = "".join(TOKENS)
-SMALL_BUFFER = 8192
-
-
-async def stalled_client(gw: Gateway) -> Client:
-    return await gw.open(sock=small_receive_socket(gw), max_queue=1, compression=None)
-
-
-def only_outbox(gw: Gateway) -> Any:
-    assert gw.services.sockets is not None
-    (connection,) = list(gw.services.sockets)
-    return connection.outbox
 
 
 async def test_slow_reader_gets_merged_deltas_and_loses_nothing() -> None:
@@ -64,13 +59,18 @@ async def test_slow_reader_gets_merged_deltas_and_loses_nothing() -> None:
             await client.aclose()
 
 
-async def test_past_the_cap_the_socket_closes_4013_and_the_upstream_stops() -> None:
+async def test_past_the_hard_cap_the_socket_closes_4013_at_once_and_the_upstream_stops() -> None:
     async with fake_upstream() as (upstream, overrides):
         # Paced, so the upstream is still sending when the gateway gives up on the client.
         upstream.queue(Scenario(tokens=TOKENS * 2, delay_s=0.001))
         cap = 64 * 1024
         async with gateway(
-            outbox_max_bytes=cap, resume_window_ms=0, send_buffer=SMALL_BUFFER, **overrides
+            outbox_max_bytes=cap,
+            # Far longer than the test may take: only the hard cap can close it in time.
+            outbox_drain_timeout_ms=600_000,
+            resume_window_ms=0,
+            send_buffer=SMALL_BUFFER,
+            **overrides,
         ) as gw:
             client = await stalled_client(gw)
             outbox = only_outbox(gw)
@@ -80,7 +80,7 @@ async def test_past_the_cap_the_socket_closes_4013_and_the_upstream_stops() -> N
                 await record.ended.wait()
             assert record.outcome == "disconnected"
             assert outbox.overflowed
-            assert outbox.peak_bytes <= cap
+            assert cap < outbox.peak_bytes <= HARD_CAP_FACTOR * cap
             # What did arrive is a gapless prefix of the answer, then the close.
             code = await client.closed()
             assert code == 4013

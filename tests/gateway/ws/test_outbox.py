@@ -8,7 +8,7 @@ import anyio.lowlevel
 import orjson
 import pytest
 
-from gateway.ws.outbox import MAX_MERGED_CHARS, Outbox
+from gateway.ws.outbox import HARD_CAP_FACTOR, MAX_MERGED_CHARS, Outbox
 from sessions import Created, Delta, Done, ResponseMeta, ResumeResult, Status
 from sessions.events import ReasoningDelta, ToolArgumentsDelta, ToolCallAdded
 
@@ -119,14 +119,34 @@ def test_merged_frames_stop_growing_at_the_limit() -> None:
     assert got[-1]["seq"] == count
 
 
-def test_crossing_the_cap_drops_everything_and_closes_4013() -> None:
-    outbox = Outbox(2048)
+async def test_crossing_the_cap_starts_the_drain_deadline_and_draining_lifts_it() -> None:
+    outbox = Outbox(2048, drain_s=60)
+    seq = 0
+    while outbox.nbytes <= 2048:
+        seq += 1
+        outbox.push(Delta(f"r-{seq}", 1, "z" * 100))  # one per response: nothing merges
+    assert outbox.draining  # over the cap: not closed, on the clock
+    assert not outbox.overflowed
+    assert not outbox.closing
+    taken = outbox.take()
+    for _, cost, credit in taken[:2]:
+        outbox.sent(cost, credit)
+    assert outbox.nbytes <= 2048
+    assert not outbox.draining  # the client read: the deadline is lifted
+    for _, cost, credit in taken[2:]:
+        outbox.sent(cost, credit)
+    assert outbox.nbytes == 0
+
+
+async def test_crossing_the_hard_cap_drops_everything_and_closes_4013_at_once() -> None:
+    outbox = Outbox(2048, drain_s=60)
     outbox.push(Created("r1", "q1", 1, META))
     seq = 0
     while not outbox.overflowed:
         seq += 1
         outbox.push(Delta(f"r-{seq}", 1, "z" * 100))  # one per response: nothing merges
-        assert outbox.peak_bytes <= 2048
+        assert outbox.peak_bytes <= HARD_CAP_FACTOR * 2048
+    assert outbox.peak_bytes > 2048
     assert outbox.closing
     assert outbox.take() == []
     outbox.push(Delta("r1", 1, "late"))  # ignored from now on
@@ -134,7 +154,7 @@ def test_crossing_the_cap_drops_everything_and_closes_4013() -> None:
     assert outbox.nbytes == 0
 
 
-def test_replay_is_charged_to_its_own_allowance() -> None:
+async def test_replay_is_charged_to_its_own_allowance() -> None:
     outbox = Outbox(2048, replay_bytes=100_000)
     with outbox.replaying():
         for seq in range(1, 500):
@@ -148,7 +168,7 @@ def test_replay_is_charged_to_its_own_allowance() -> None:
     assert outbox.nbytes == 0
 
 
-def test_replay_beyond_its_allowance_counts_against_the_cap() -> None:
+async def test_replay_beyond_its_allowance_counts_against_the_cap() -> None:
     outbox = Outbox(2048, replay_bytes=1000)
     with outbox.replaying():
         for seq in range(1, 100):
@@ -198,7 +218,47 @@ async def test_overflow_interrupts_a_blocked_send() -> None:
             for seq in range(2, 200):
                 outbox.push(Delta("r1", seq, "x" * 100))
     assert closed == [4013]
-    assert outbox.peak_bytes <= 4096
+    assert outbox.peak_bytes <= HARD_CAP_FACTOR * 4096
+
+
+async def test_a_writer_still_over_the_cap_at_the_drain_deadline_closes_4013() -> None:
+    outbox, client = Outbox(4096, drain_s=0.05), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            client.gate = anyio.Event()  # never set: a client that stopped reading
+            started = anyio.current_time()
+            for seq in range(1, 60):
+                outbox.push(Delta(f"r{seq}", 1, "x" * 100))  # over the cap, under the hard cap
+            assert outbox.draining
+            assert not outbox.closing
+    assert anyio.current_time() - started >= 0.045  # uvloop's clock counts milliseconds
+    assert client.closed == [4013]
+    assert client.abandoned == 1  # cut off mid-send
+    assert outbox.overflowed
+    assert outbox.peak_bytes < HARD_CAP_FACTOR * 4096
+
+
+async def test_a_writer_that_drains_in_time_is_not_closed() -> None:
+    outbox, client = Outbox(4096, drain_s=0.2), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            client.gate = gate = anyio.Event()
+            for seq in range(1, 60):
+                outbox.push(Delta(f"r{seq}", 1, "x" * 100))
+            assert outbox.draining
+            client.gate = None
+            gate.set()  # the client reads again, well before the deadline
+            while outbox.nbytes:
+                await anyio.lowlevel.checkpoint()
+            assert not outbox.draining
+            await anyio.sleep(0.3)  # past where the deadline was: nothing happens
+            assert not outbox.closing
+            outbox.close(1000)
+    assert client.closed == [1000]
+    assert len(client.sent) == 59
+    assert not outbox.overflowed
 
 
 # --- deltas sent at once by the pushing task -------------------------------------------------
