@@ -56,6 +56,10 @@ _log = structlog.get_logger("gateway.sessions")
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _RETRY_S = 0.2  # pause between attempts while Redis is unreachable
+# Events per pipeline. Packing commands and parsing replies is synchronous work in
+# the event loop; a batch that grew while Redis was slow would stall every stream
+# for its whole length at once.
+_MAX_BATCH = 256
 
 # Claim a request id for a response and write its record, atomically; else return
 # the record that holds the claim (a claim whose record expired is taken over, and
@@ -111,6 +115,9 @@ class RedisBackend:
         self._claim: Any = None
         self._available = False
         self._pending: list[tuple[Response, ResponseEvent]] = []
+        # Running responses whose events key has been given its lifetime; the
+        # heartbeat renews it from then on.
+        self._expiring: set[str] = set()
         self._wake = anyio.Event()
         self._written = anyio.Event()
         self._writing = False
@@ -176,6 +183,7 @@ class RedisBackend:
         self._local.ended(response)
 
     def discard(self, response: Response) -> None:
+        self._expiring.discard(response.id)
         self._local.discard(response)
 
     def local(self) -> list[Response]:
@@ -344,7 +352,9 @@ class RedisBackend:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            if self._pending:
+                self._wake.set()  # the rest goes in the next pipeline
             self._writing = True
             while True:
                 try:
@@ -361,6 +371,8 @@ class RedisBackend:
     async def _write(self, batch: list[tuple[Response, ResponseEvent]]) -> None:
         keys = self._keys
         last: dict[str, tuple[Response, ResponseEvent]] = {}
+        fresh: list[str] = []
+        ended_ids: list[str] = []
         async with self._client().pipeline(transaction=False) as pipe:
             for response, event in batch:
                 pipe.xadd(
@@ -372,13 +384,20 @@ class RedisBackend:
                 )
                 last[response.id] = (response, event)
             for response, event in last.values():
-                ended = type(event) is Done
-                ttl = self._ended_ttl_ms if ended else self._running_ttl_ms
-                pipe.pexpire(keys.events(response.id), ttl)
-                if ended:
+                if type(event) is Done:
+                    ttl = self._ended_ttl_ms
+                    pipe.pexpire(keys.events(response.id), ttl)
                     pipe.hset(keys.record(response.id), "ended", "1")
                     pipe.pexpire(keys.record(response.id), ttl)
                     pipe.pexpire(keys.request(response.principal, response.request_id), ttl)
+                    ended_ids.append(response.id)
+                elif response.id not in self._expiring:
+                    # Its first write created the key. Once it has a lifetime the
+                    # heartbeat renews it: one PEXPIRE per response, not per batch.
+                    # Bench scenario 6 (c=100, paced): 2.0 -> 1.14 Redis commands per
+                    # token, gateway CPU per token ~1.9x -> ~1.7x the in-memory one's.
+                    pipe.pexpire(keys.events(response.id), self._running_ttl_ms)
+                    fresh.append(response.id)
             results = await pipe.execute(raise_on_error=False)
         for result in results:
             if isinstance(result, _UNREACHABLE):
@@ -386,6 +405,9 @@ class RedisBackend:
             if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
                 # Not a resend of an entry already written before a cut: a bug.
                 _log.error("sessions.redis_write_failed", error=str(result))
+        # Only once the batch went through: a resend after a cut sets the TTL again.
+        self._expiring.update(fresh)
+        self._expiring.difference_update(ended_ids)
 
     async def _flushed(self) -> None:
         while self._pending or self._writing:

@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
+import redis.asyncio as aioredis
 
+from gateway.scaleout.keys import Keys
 from gateway.scaleout.redis_backend import RedisBackend
 from sessions import Delta, Done, FinishInfo, SessionManager, Status
 from tests.redis_server import RedisServer
@@ -160,3 +162,59 @@ async def _done(sink: ListSink, response_id: str) -> Done:
     while not sink.dones(response_id):
         await sink.changed()
     return sink.dones(response_id)[0]
+
+
+async def test_a_running_answers_events_keep_a_lifetime_and_a_finished_ones_the_window(
+    redis_server: RedisServer,
+) -> None:
+    # The writer gives the events key its lifetime once, with the first batch; a
+    # heartbeat renews it after that (lease_s=60: not within this test), so the
+    # later batches must leave it in place, and the Done shortens it to the window.
+    prefix = f"ttl{next(_prefixes)}:"
+    backend = RedisBackend(redis_server.url, window_s=5, prefix=prefix, lease_s=60.0)
+    redis = aioredis.from_url(redis_server.url)
+    try:
+        async with SessionManager(resume_window_s=5, backend=backend).running() as manager:
+            sink = ListSink()
+            script = Script()
+            response, _ = await manager.create_response(
+                manager.open_session("alice", sink), "r", produce=script
+            )
+            key = Keys(prefix).events(response.id)
+            script.feed("a")
+            await script.wait_emitted(1)
+            with anyio.fail_after(2):
+                await backend._flushed()
+            assert await redis.pttl(key) > 60_000  # the running lifetime (10 minutes)
+            script.feed("b", "c")
+            await script.wait_emitted(3)
+            with anyio.fail_after(2):
+                await backend._flushed()
+            assert await redis.xlen(key) == 4  # created and three deltas
+            assert await redis.pttl(key) > 60_000
+            script.feed(FinishInfo())
+            await sink.wait_done(response.id)
+            with anyio.fail_after(2):
+                await backend._flushed()
+            assert 0 < await redis.pttl(key) <= 5_000
+    finally:
+        await redis.aclose()
+
+
+async def test_a_burst_larger_than_one_pipeline_is_logged_whole_and_in_order(
+    redis_server: RedisServer,
+) -> None:
+    # More events than one pipeline takes (the writer splits them): none lost, none
+    # out of order, and another instance replays them all.
+    async with pair(redis_server) as (a, b):
+        sink = ListSink()
+        script = Script()
+        response, _ = await a.create_response(a.open_session("alice", sink), "r", produce=script)
+        script.feed(*(f"t{i} " for i in range(700)), FinishInfo())
+        await sink.wait_done(response.id)
+        replay = ListSink()
+        result = await b.resume(b.open_session("alice", replay), response.id, response.epoch, -1)
+        assert result.recovered
+        await replay.wait_done(response.id)
+        assert replay.texts(response.id) == [f"t{i} " for i in range(700)]
+        assert replay.seqs(response.id) == list(range(702))
