@@ -193,14 +193,15 @@ def test_the_web_stage_builds_like_make_web_build() -> None:
 
 
 def _context(tmp_path: Path) -> Path:
-    """The build context as Docker sends it: the checkout less what .dockerignore names."""
+    """The build context's web-demo/ (all the web stage copies): the checkout's, less
+    what .dockerignore names (node_modules, a local dist)."""
     context = tmp_path / "context"
-    for path in sorted((ROOT / "web-demo").rglob("*")):
-        relative = path.relative_to(ROOT).as_posix()
-        if path.is_file() and not _ignored(relative):
-            target = context / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        relative = Path(directory).relative_to(ROOT).as_posix()
+        return {name for name in names if _ignored(f"{relative}/{name}")}
+
+    shutil.copytree(ROOT / "web-demo", context / "web-demo", ignore=ignore)
     return context
 
 
