@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
+from gateway.scaleout import codec
 from gateway.scaleout.keys import Keys
 from gateway.scaleout.redis_backend import RedisBackend
 from sessions import Delta, Done, FinishInfo, SessionManager, Status
@@ -218,3 +220,43 @@ async def test_a_burst_larger_than_one_pipeline_is_logged_whole_and_in_order(
         await replay.wait_done(response.id)
         assert replay.texts(response.id) == [f"t{i} " for i in range(700)]
         assert replay.seqs(response.id) == list(range(702))
+
+
+async def test_a_resent_batch_is_skipped_quietly_and_a_real_write_error_is_logged(
+    redis_server: RedisServer,
+) -> None:
+    # After a cut the writer resends its whole batch: entries already written fail
+    # "equal or smaller" inside the append script and are skipped without a word;
+    # any other failure is a bug and logged.
+    prefix = f"resend{next(_prefixes)}:"
+    backend = RedisBackend(redis_server.url, window_s=5, prefix=prefix, lease_s=60.0)
+    redis = aioredis.from_url(redis_server.url)
+    try:
+        async with SessionManager(resume_window_s=5, backend=backend).running() as manager:
+            sink = ListSink()
+            script = Script()
+            response, _ = await manager.create_response(
+                manager.open_session("alice", sink), "r", produce=script
+            )
+            script.feed("a", "b")
+            await script.wait_emitted(2)
+            with anyio.fail_after(2):
+                await backend._flushed()
+            key = Keys(prefix).events(response.id)
+            logged = await redis.xrange(key)
+            batch = [(response, codec.decode(response.id, f[b"e"])) for _, f in logged]
+            with capture_logs() as logs:
+                await backend._write(batch)
+            assert await redis.xrange(key) == logged
+            assert not [e for e in logs if e["event"] == "sessions.redis_write_failed"]
+            await redis.delete(key)
+            await redis.set(key, "not a stream")
+            with capture_logs() as logs:
+                await backend._write(batch)
+            failed = [e for e in logs if e["event"] == "sessions.redis_write_failed"]
+            assert len(failed) == len(batch) and "WRONGTYPE" in failed[0]["error"]
+            await redis.delete(key)
+            script.feed(FinishInfo())
+            await sink.wait_done(response.id)
+    finally:
+        await redis.aclose()
