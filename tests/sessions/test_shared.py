@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 import pytest
@@ -18,7 +19,7 @@ from structlog.testing import capture_logs
 from gateway.scaleout import codec
 from gateway.scaleout.keys import Keys
 from gateway.scaleout.redis_backend import RedisBackend
-from sessions import Delta, Done, FinishInfo, SessionManager, Status
+from sessions import Delta, Done, FinishInfo, Response, SessionManager, Status
 from tests.redis_server import RedisServer
 from tests.sessions._support import ListSink, Script, wait
 
@@ -166,41 +167,61 @@ async def _done(sink: ListSink, response_id: str) -> Done:
     return sink.dones(response_id)[0]
 
 
-async def test_a_running_answers_events_keep_a_lifetime_and_a_finished_ones_the_window(
-    redis_server: RedisServer,
-) -> None:
-    # The writer gives the events key its lifetime once, with the first batch; a
-    # heartbeat renews it after that (lease_s=60: not within this test), so the
-    # later batches must leave it in place, and the Done shortens it to the window.
-    prefix = f"ttl{next(_prefixes)}:"
+@dataclass
+class _Alone:
+    """One instance, one running answer (fed by ``script``), and a Redis client."""
+
+    backend: RedisBackend
+    redis: aioredis.Redis
+    response: Response
+    script: Script
+    sink: ListSink
+    key: str  # the answer's events stream
+
+    async def flushed(self) -> None:
+        with anyio.fail_after(2):
+            await self.backend._flushed()
+
+
+@asynccontextmanager
+async def alone(redis_server: RedisServer) -> AsyncIterator[_Alone]:
+    # lease_s=60: no heartbeat renews a key's lifetime within a test.
+    prefix = f"alone{next(_prefixes)}:"
     backend = RedisBackend(redis_server.url, window_s=5, prefix=prefix, lease_s=60.0)
     redis = aioredis.from_url(redis_server.url)
     try:
         async with SessionManager(resume_window_s=5, backend=backend).running() as manager:
-            sink = ListSink()
-            script = Script()
-            response, _ = await manager.create_response(
-                manager.open_session("alice", sink), "r", produce=script
-            )
+            sink, script = ListSink(), Script()
+            session = manager.open_session("alice", sink)
+            response, _ = await manager.create_response(session, "r", produce=script)
             key = Keys(prefix).events(response.id)
-            script.feed("a")
-            await script.wait_emitted(1)
-            with anyio.fail_after(2):
-                await backend._flushed()
-            assert await redis.pttl(key) > 60_000  # the running lifetime (10 minutes)
-            script.feed("b", "c")
-            await script.wait_emitted(3)
-            with anyio.fail_after(2):
-                await backend._flushed()
-            assert await redis.xlen(key) == 4  # created and three deltas
-            assert await redis.pttl(key) > 60_000
+            yield _Alone(backend, redis, response, script, sink, key)
             script.feed(FinishInfo())
             await sink.wait_done(response.id)
-            with anyio.fail_after(2):
-                await backend._flushed()
-            assert 0 < await redis.pttl(key) <= 5_000
     finally:
         await redis.aclose()
+
+
+async def test_a_running_answers_events_keep_a_lifetime_and_a_finished_ones_the_window(
+    redis_server: RedisServer,
+) -> None:
+    # The writer gives the events key its lifetime once, with the first batch; a
+    # heartbeat renews it after that, so the later batches must leave it in place,
+    # and the Done shortens it to the window.
+    async with alone(redis_server) as one:
+        one.script.feed("a")
+        await one.script.wait_emitted(1)
+        await one.flushed()
+        assert await one.redis.pttl(one.key) > 60_000  # the running lifetime (10 minutes)
+        one.script.feed("b", "c")
+        await one.script.wait_emitted(3)
+        await one.flushed()
+        assert await one.redis.xlen(one.key) == 4  # created and three deltas
+        assert await one.redis.pttl(one.key) > 60_000
+        one.script.feed(FinishInfo())
+        await one.sink.wait_done(one.response.id)
+        await one.flushed()
+        assert 0 < await one.redis.pttl(one.key) <= 5_000
 
 
 async def test_a_burst_larger_than_one_pipeline_is_logged_whole_and_in_order(
@@ -228,35 +249,20 @@ async def test_a_resent_batch_is_skipped_quietly_and_a_real_write_error_is_logge
     # After a cut the writer resends its whole batch: entries already written fail
     # "equal or smaller" inside the append script and are skipped without a word;
     # any other failure is a bug and logged.
-    prefix = f"resend{next(_prefixes)}:"
-    backend = RedisBackend(redis_server.url, window_s=5, prefix=prefix, lease_s=60.0)
-    redis = aioredis.from_url(redis_server.url)
-    try:
-        async with SessionManager(resume_window_s=5, backend=backend).running() as manager:
-            sink = ListSink()
-            script = Script()
-            response, _ = await manager.create_response(
-                manager.open_session("alice", sink), "r", produce=script
-            )
-            script.feed("a", "b")
-            await script.wait_emitted(2)
-            with anyio.fail_after(2):
-                await backend._flushed()
-            key = Keys(prefix).events(response.id)
-            logged = await redis.xrange(key)
-            batch = [(response, codec.decode(response.id, f[b"e"])) for _, f in logged]
-            with capture_logs() as logs:
-                await backend._write(batch)
-            assert await redis.xrange(key) == logged
-            assert not [e for e in logs if e["event"] == "sessions.redis_write_failed"]
-            await redis.delete(key)
-            await redis.set(key, "not a stream")
-            with capture_logs() as logs:
-                await backend._write(batch)
-            failed = [e for e in logs if e["event"] == "sessions.redis_write_failed"]
-            assert len(failed) == len(batch) and "WRONGTYPE" in failed[0]["error"]
-            await redis.delete(key)
-            script.feed(FinishInfo())
-            await sink.wait_done(response.id)
-    finally:
-        await redis.aclose()
+    async with alone(redis_server) as one:
+        one.script.feed("a", "b")
+        await one.script.wait_emitted(2)
+        await one.flushed()
+        logged = await one.redis.xrange(one.key)
+        batch = [(one.response, codec.decode(one.response.id, f[b"e"])) for _, f in logged]
+        with capture_logs() as logs:
+            await one.backend._write(batch)
+        assert await one.redis.xrange(one.key) == logged
+        assert not [e for e in logs if e["event"] == "sessions.redis_write_failed"]
+        await one.redis.delete(one.key)
+        await one.redis.set(one.key, "not a stream")
+        with capture_logs() as logs:
+            await one.backend._write(batch)
+        failed = [e for e in logs if e["event"] == "sessions.redis_write_failed"]
+        assert len(failed) == len(batch) and "WRONGTYPE" in failed[0]["error"]
+        await one.redis.delete(one.key)
