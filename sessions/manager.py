@@ -604,7 +604,9 @@ class SessionManager:
             except Exception as exc:
                 # Done keeps the error for the resume window, and its traceback would
                 # keep every frame it passed through, locals included: this one, which
-                # holds the response, which holds the Done (a reference cycle).
+                # holds the response, which holds the Done (a reference cycle). Bench:
+                # objects left to the cyclic collector in the cancel scenario ~6,600
+                # -> ~2,800, none per answer (bench/README.md optimisation log).
                 error = exc.with_traceback(None)
                 self._end(response, Status.FAILED, Reason.UPSTREAM_ERROR, error=error)
             if info is not None:

@@ -7,6 +7,8 @@ tokens per second, tracked deltas made each full collection walk hundreds of
 thousands of objects, and those pauses showed up as tens of milliseconds of
 added latency on every live stream. A ``str`` is never tracked, and the seq of
 each held event follows from its position, since seqs have no gaps.
+Bench (bench/README.md optimisation log, c=100): with ``gc.freeze()`` this took
+WebSocket added time to first token p99 from +128 to +6.9 ms.
 """
 
 from __future__ import annotations

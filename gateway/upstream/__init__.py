@@ -15,6 +15,11 @@ Adapters see only:
   (:class:`TransportError`), whichever transport failed.
 
 Nothing here imports a provider.
+
+Bench (bench/README.md, "Own transport or the library's"): 42,342 instructions per
+relayed token against 121,870 over ``httpx2``'s default transport (65 % fewer); with
+the lean WebSocket writer, gateway CPU per paced token at c=100 ~220 -> ~138 µs
+(WebSocket; optimisation log).
 """
 
 from gateway.upstream import errors

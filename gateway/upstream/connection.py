@@ -45,6 +45,10 @@ def shutdown_now(sock: Any) -> None:
     asyncio hands out a ``TransportSocket``, uvloop a ``PseudoSocket`` that refuses
     ``shutdown``; shutting down a ``dup`` of the descriptor works for both, since
     a duplicate shares the connection.
+
+    Bench (bench/README.md optimisation log, 5 ms/token, c=100): cutting the socket
+    in the turn that handles a Stop took cancel -> upstream closed p99 from 83 / 113 /
+    88 ms (WebSocket cancel / SSE hang-up / WebSocket close) to 33-60 / 28 / 18-28 ms.
     """
     if sock is None:
         return

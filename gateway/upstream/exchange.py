@@ -294,6 +294,9 @@ def _fresh(error: TransportError) -> TransportError:
     response) alive until the cyclic garbage collector came by. Every Stop ends an
     answer through here, so cancel-heavy load piled up such cycles, and the
     collections that freed them paused the event loop for milliseconds.
+    Bench (bench/README.md optimisation log): with the Done and the producer kept
+    without their tracebacks, objects left to the cyclic collector in the cancel
+    scenario (``--quick``) went from ~6,600 to ~2,800, none of them per answer.
     """
     fresh = type(error)(*error.args)
     if error.__cause__ is not None:  # assigning None would also hide the context

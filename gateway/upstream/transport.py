@@ -58,7 +58,8 @@ class UpstreamTransport(httpx2.AsyncBaseTransport):
         # The client (an SDK) just spent a few hundred microseconds building this
         # request in one go; let other connections' pending I/O run before the next
         # stretch (head, connection, write), so a request start does not delay the
-        # tokens of running streams by its whole cost.
+        # tokens of running streams by its whole cost. Bench (bench/README.md
+        # optimisation log, c=100): task steps over 0.5 ms in 8 s, WebSocket 270 -> 84.
         await asyncio.sleep(0)
         with _mapped(request):
             head = _request_head(request.method, url.raw_path, request.headers.raw, len(body))
