@@ -239,6 +239,19 @@ async def test_a_writer_still_over_the_cap_at_the_drain_deadline_closes_4013() -
     assert outbox.peak_bytes < HARD_CAP_FACTOR * 4096
 
 
+async def test_a_zero_drain_timeout_closes_4013_as_soon_as_the_writer_is_over_the_cap() -> None:
+    outbox, client = Outbox(4096, drain_s=0), _Client()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            await _idle_writer(tg, outbox, client)
+            client.gate = anyio.Event()  # never set
+            for seq in range(1, 60):
+                outbox.push(Delta(f"r{seq}", 1, "x" * 100))
+            await anyio.lowlevel.checkpoint()
+    assert client.closed == [4013]
+    assert outbox.peak_bytes < HARD_CAP_FACTOR * 4096  # the deadline closed it, not the hard cap
+
+
 async def test_a_writer_that_drains_in_time_is_not_closed() -> None:
     outbox, client = Outbox(4096, drain_s=0.2), _Client()
     with anyio.fail_after(2):
