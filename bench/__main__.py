@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs.raise_fd_limit()
     info = report.machine()
     sections: list[Section] = []
+    durations: dict[str, float] = {}
     for name in chosen:
         title, run = SCENARIOS[name]
         print(f"[bench] {title} ...", file=sys.stderr, flush=True)
@@ -86,8 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A gateway feature that is not there yet must not sink the other scenarios.
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
             section = Section(name, title, "", [], [], skipped=reason)
-        print(f"[bench] {title}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        durations[name] = round(time.monotonic() - started, 1)
+        print(f"[bench] {title}: {durations[name]:.0f} s", file=sys.stderr, flush=True)
         sections.append(section)
+    # How long each scenario took: `make bench` has a time budget (bench/README.md).
+    info["durations_s"] = durations
     # Only a run in which every scenario ran replaces the committed results.
     complete = chosen == list(SCENARIOS) and not args.quick and not any(s.skipped for s in sections)
     out = args.out or HERE

@@ -121,8 +121,12 @@ def markdown(info: dict[str, Any], sections: list[Section], argv: list[str]) -> 
         f"- Python {info['python']}; event loop: {'uvloop' if info['uvloop'] else 'asyncio'} "
         "in the gateway, the fake upstream and the load drivers",
         f"- Libraries: {libs}",
-        "",
     ]
+    durations: dict[str, float] = info.get("durations_s", {})
+    if durations:
+        each = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in durations.items())
+        out.append(f"- Run time: {sum(durations.values()) / 60:.1f} min ({each})")
+    out.append("")
     verdicts = [(s, r) for s in sections for r in s.rows if r.met is not None]
     if verdicts:
         met = sum(1 for _, r in verdicts if r.met)

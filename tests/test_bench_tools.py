@@ -15,7 +15,7 @@ import anyio
 import orjson
 import pytest
 
-from bench import _lean_ws, procs, scenario_latency, scenario_redis, scenario_soak, wakeup
+from bench import _lean_ws, procs, report, scenario_latency, scenario_redis, scenario_soak, wakeup
 from tests.gateway.ws._support import PROTOCOL, gateway
 
 KEY = "bench-test-key"
@@ -199,3 +199,13 @@ def test_redis_info_reads_the_counters_of_a_throwaway_redis_server() -> None:
     # Each INFO is itself a command that Redis counts.
     assert int(after["total_commands_processed"]) > int(before["total_commands_processed"])
     assert "total_reads_processed" in after
+
+
+def test_the_report_states_how_long_each_scenario_ran() -> None:
+    info = {**report.machine(), "durations_s": {"relay": 130.4, "soak": 155.0}}
+    lines = report.markdown(info, [], []).splitlines()
+    assert "- Run time: 4.8 min (relay 130 s, soak 155 s)" in lines
+    assert not any(
+        line.startswith("- Run time")
+        for line in report.markdown(report.machine(), [], []).splitlines()
+    )
