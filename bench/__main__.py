@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): run the benchmark scenarios and write the results.
 
-    python -m bench                      # everything (~13 minutes on 2 cores)
+    python -m bench                      # everything (~12-13 minutes on 2 cores)
     python -m bench --only relay,cancel  # a subset
     python -m bench --quick              # short smoke run
 

@@ -33,7 +33,7 @@ class Config:
             idle_counts=(1_000, 10_000),
             resume_rounds=50,
             redis_rounds=2,
-            soak_s=150.0,
+            soak_s=120.0,
             soak_warmup_s=30.0,
         )
 

@@ -15,7 +15,17 @@ import anyio
 import orjson
 import pytest
 
-from bench import _lean_ws, procs, report, scenario_latency, scenario_redis, scenario_soak, wakeup
+from bench import (
+    _lean_ws,
+    procs,
+    report,
+    scenario_cancel,
+    scenario_latency,
+    scenario_redis,
+    scenario_soak,
+    wakeup,
+)
+from bench.config import Config
 from tests.gateway.ws._support import PROTOCOL, gateway
 
 KEY = "bench-test-key"
@@ -209,3 +219,10 @@ def test_the_report_states_how_long_each_scenario_ran() -> None:
         line.startswith("- Run time")
         for line in report.markdown(report.machine(), [], []).splitlines()
     )
+
+
+def test_the_cancel_scenario_caps_only_its_one_at_a_time_level() -> None:
+    full, quick = Config.full(), Config.smoke()
+    assert scenario_cancel._cancels(full, 1) == scenario_cancel.SERIAL_CANCELS < 500
+    assert scenario_cancel._cancels(full, 10) == scenario_cancel._cancels(full, 100) == 500
+    assert scenario_cancel._cancels(quick, 1) == 100
