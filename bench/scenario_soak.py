@@ -5,7 +5,7 @@ of WebSocket answers, Stops mid-answer, disconnects followed by a resume, SSE
 answers (some hung up) and bad input, against the gateway over a paced fake
 upstream. Meanwhile this process samples the gateway every ``_SAMPLE_S``: its
 resident memory and open file descriptors (psutil), and what ``/metrics``
-reports in flight (open sockets, running responses, streamed HTTP answers).
+reports (open sockets, running responses, streamed HTTP answers, asyncio tasks).
 After the warm-up (at least twice the resume window, so that the finished
 answers kept for resuming have reached their steady number) the samples are
 split in thirds; pass criteria, each a row with a target:
@@ -17,7 +17,9 @@ split in thirds; pass criteria, each a row with a target:
   none with an unexpected answer;
 - every Stop and hang-up reached the upstream (the fake saw its connection
   close), every other upstream request completed, none left running;
-- once the traffic stopped, the gateway's in-flight gauges are back to 0.
+- once the traffic stopped, the gateway's in-flight gauges are back to 0;
+- asyncio tasks (`gateway_event_loop_tasks`): medians within ``TASKS_BOUND``, and after the
+  drain at most ``TASKS_LEFT_BOUND`` more than before the traffic.
 
 Baseline: none in the usual sense; the first third of the run is the reference.
 """
@@ -49,6 +51,9 @@ FDS_BOUND = 10
 _SAMPLE_S = 1.0
 _DRAIN_S = 3.0
 _GAUGES = ("gateway_ws_sockets_open", "gateway_responses_running", "gateway_http_streams")
+_TASKS = "gateway_event_loop_tasks"
+TASKS_BOUND = 10  # tasks: last third's median vs the first's
+TASKS_LEFT_BOUND = 5  # tasks after the drain vs before any traffic
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ def fds_flat(fds: Trend, bound: int = FDS_BOUND) -> bool:
     return abs(fds.growth) <= bound
 
 
-def parse_gauges(text: str, names: Sequence[str] = _GAUGES) -> dict[str, float]:
+def parse_gauges(text: str, names: Sequence[str] = (*_GAUGES, _TASKS)) -> dict[str, float]:
     """Unlabelled gauges ``names`` from a Prometheus text exposition (missing ones left out)."""
     found: dict[str, float] = {}
     for line in text.splitlines():
@@ -180,6 +185,10 @@ def _section(
     times = [s["t"] for s in measured]
     rss = trend(times, [s["rss"] / 2**20 for s in measured])
     fds = trend(times, [s["fds"] for s in measured])
+    # The gateway exports its task count since the soak was added; an older one not.
+    counted = [s for s in measured if _TASKS in s]
+    tasks = trend([s["t"] for s in counted], [s[_TASKS] for s in counted]) if counted else None
+    tasks_before = samples[0].get(_TASKS)
     actions: dict[str, dict[str, int]] = result["actions"]
     started = sum(a.get("started", 0) for a in actions.values())
     ended = sum(a.get("ended", 0) for a in actions.values())
@@ -211,6 +220,27 @@ def _section(
             met=fds_flat(fds),
             compare="added",
         ),
+    ]
+    if tasks is not None and tasks_before is not None and _TASKS in after:
+        rows += [
+            Row(
+                "asyncio tasks in the gateway's loop, median of the last third vs the first",
+                tasks.last,
+                tasks.first,
+                target=f"within ±{TASKS_BOUND}",
+                met=abs(tasks.growth) <= TASKS_BOUND,
+                compare="added",
+            ),
+            Row(
+                f"asyncio tasks {_DRAIN_S:g} s after the end vs before any traffic",
+                after[_TASKS],
+                tasks_before,
+                target=f"<= +{TASKS_LEFT_BOUND}",
+                met=after[_TASKS] - tasks_before <= TASKS_LEFT_BOUND,
+                compare="added",
+            ),
+        ]
+    rows += [
         Row(
             f"actions that got no answer within 30 s, of {started:,}",
             unended,
@@ -266,8 +296,13 @@ def _section(
         f"({rss.growth_pct:+.1f} %); open descriptors {fds.first:g} -> {fds.last:g}; "
         f"peaks in flight: {peak}; after the drain: {gauges_after}, "
         f"{after['fds']} descriptors, {after['rss'] / 2**20:.1f} MiB.",
-        "The asyncio task count is not observable from outside (the gateway's /metrics does "
-        "not export it); the in-flight gauges above stand for it.",
+        "asyncio tasks (`gateway_event_loop_tasks` in /metrics): "
+        + (
+            f"before the traffic {tasks_before:g}, first third {tasks.first:g}, last third "
+            f"{tasks.last:g}, after the drain {after[_TASKS]:g}."
+            if tasks is not None and tasks_before is not None and _TASKS in after
+            else "not exported by this gateway."
+        ),
         f"Upstream outcomes per action: {outcomes}; still running: {upstream['still_running']}.",
         f"Problems ({result['problem_count']}): {result['problems'][:5] or 'none'}; "
         f"driver failures: {result['worker_failures'] or 'none'}.",

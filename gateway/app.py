@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -130,6 +131,14 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
+def _loop_tasks() -> int:
+    """Tasks of the running event loop (scrapes run in it); 0 outside one."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
+
+
 def _state_of(services: Services) -> GatewayState:
     """What /metrics reads from the running services at each scrape."""
     sockets, sessions = services.sockets, services.sessions
@@ -139,6 +148,7 @@ def _state_of(services: Services) -> GatewayState:
         open_sockets=lambda: len(sockets),
         running_responses=lambda: sessions.active_responses,
         http_streams=lambda: services.http_streams.count,
+        loop_tasks=_loop_tasks,
         circuits=lambda: {
             name: router.breakers.state(name)
             for name in providers.known

@@ -48,6 +48,7 @@ class GatewayState:
     running_responses: Callable[[], int]
     http_streams: Callable[[], int]
     circuits: Callable[[], dict[str, CircuitState]]
+    loop_tasks: Callable[[], int]
 
 
 class Metrics:
@@ -191,6 +192,13 @@ class _StateCollector(Collector):
                 state.running_responses,
             ),
             ("gateway_http_streams", "Streamed HTTP answers in flight", state.http_streams),
+            (
+                # A task that outlives its answer or socket shows as growth under
+                # steady load (the benchmark's soak samples it).
+                "gateway_event_loop_tasks",
+                "asyncio tasks alive in the gateway's event loop",
+                state.loop_tasks,
+            ),
         ):
             family = GaugeMetricFamily(name, doc)
             if not describe_only:

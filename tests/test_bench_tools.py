@@ -172,10 +172,12 @@ def test_parse_gauges_reads_unlabelled_gauges_of_a_prometheus_exposition() -> No
         'gateway_circuit_state{provider="openai"} 0.0\n'
         "gateway_ws_sockets_open_total 9.0\n"
         "gateway_http_streams 0.0\n"
+        "gateway_event_loop_tasks 42.0\n"
     )
     assert scenario_soak.parse_gauges(text) == {
         "gateway_ws_sockets_open": 3.0,
         "gateway_http_streams": 0.0,
+        "gateway_event_loop_tasks": 42.0,
     }
 
 

@@ -53,7 +53,14 @@ async def test_chat_requests_sockets_cancels_and_resumes_are_counted() -> None:
         request_id = await client.create("a b c d e f g h i j k l m n o p", model="demo/echo")
         created = await client.next("response.created")
         await client.next("response.output_text.delta")
-        assert value(await scrape(http), "gateway_responses_running") == 1
+        answering = await scrape(http)
+        assert value(answering, "gateway_responses_running") == 1
+        # The socket and its answer run as tasks of the loop the scrape is served in.
+        assert (
+            value(answering, "gateway_event_loop_tasks")
+            > value(before, "gateway_event_loop_tasks")
+            > 0
+        )
         await client.send("response.cancel", request_id=request_id)
         done = await client.next("response.done")
         assert done["status"] == "cancelled"
