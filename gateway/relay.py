@@ -17,6 +17,11 @@ The rules kept where the two earlier paths disagreed:
 - **Time to first token** is marked at the first event that carries output
   (anything but :class:`Finish`): what a user waits for before seeing something.
   A stream that only finishes has none.
+- **Usage** (``Ending.usage``, the summary's token counts): the provider's
+  :class:`Finish` says it; an answer that ends without one (cancelled, failed,
+  cut short, shut down) reports what the upstream told before the cut
+  (:class:`UsageSoFar`: Anthropic's input tokens), and ``None`` for a count it
+  never told -- unknown, not 0 (OpenAI and Ollama count only at the end).
 - **Status** (``Ending.status``, the summary's ``status``): ``completed`` ("ok")
   for a provider finish, ``incomplete`` for ``length``, for a stream cut short
   without a finish and for a shutdown; ``failed`` ("error") for an upstream or
@@ -48,6 +53,8 @@ from gateway.providers.base import (
     TextDelta,
     ToolCallDelta,
     ToolCallStart,
+    Usage,
+    UsageSoFar,
 )
 from gateway.router import RoutedStream, Router, Target
 from gateway.telemetry import ChatSummary
@@ -85,12 +92,24 @@ class Ending:
     internal failure, a stream cut short without a finish, a shutdown. It is
     ``None`` for a finish (even ``length`` or ``error``, which the provider said
     itself) and for a stop by the client side, which needs no telling.
+    ``usage_so_far`` is what the upstream had reported (:class:`UsageSoFar`) when
+    the answer ended without a finish whose usage says it all; read :attr:`usage`.
     """
 
     status: Status
     reason: str | None = None
     finish: Finish | None = None
     error: GatewayError | None = None
+    usage_so_far: Usage | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        """The token counts known at the end: the finish's, else what was reported
+        before the cut; ``None`` (or ``None`` counts) where nothing was told."""
+        finish = self.finish
+        if finish is not None and finish.usage is not None:
+            return finish.usage
+        return self.usage_so_far
 
 
 class Encoder(Protocol):
@@ -125,7 +144,15 @@ class Encoder(Protocol):
 class Relay:
     """One prepared request, routed and relayed into one encoder; reusable never."""
 
-    __slots__ = ("_aborted", "_log_content", "_prepared", "_router", "_stream", "summary")
+    __slots__ = (
+        "_aborted",
+        "_log_content",
+        "_prepared",
+        "_router",
+        "_stream",
+        "_usage",
+        "summary",
+    )
 
     def __init__(
         self,
@@ -141,6 +168,7 @@ class Relay:
         self._log_content = log_content
         self._stream: RoutedStream | None = None  # while the router stream is open
         self._aborted = False
+        self._usage: Usage | None = None  # the stream's UsageSoFar, once it came
 
     def abort(self) -> None:
         """The client side stopped the answer (hang-up, Stop, expiry, drain deadline).
@@ -185,20 +213,26 @@ class Relay:
                     summary.routed(events.target.provider, events.target.model)
                     await encoder.opened(events.target)
                     encode = encoder.event if transcript is None else transcript
-                    finish = await _pump(events, encode, summary)
+                    finish = await self._pump(events, encode, summary)
                 self._stream = None
-                ending = _finished(finish)
+                ending = _finished(finish, self._usage)
             except GatewayError as err:
                 # Without its traceback: the ending outlives this frame, which it
                 # would otherwise keep (a reference cycle per failed answer). Bench:
                 # see gateway.upstream.exchange._fresh.
                 ending = Ending(
-                    Status.FAILED, Reason.UPSTREAM_ERROR, error=err.with_traceback(None)
+                    Status.FAILED,
+                    Reason.UPSTREAM_ERROR,
+                    error=err.with_traceback(None),
+                    usage_so_far=self._usage,
                 )
             except Exception:
                 _log.exception("relay.failed", request_id=summary.request_id)
                 ending = Ending(
-                    Status.FAILED, Reason.UPSTREAM_ERROR, error=InternalError("internal error")
+                    Status.FAILED,
+                    Reason.UPSTREAM_ERROR,
+                    error=InternalError("internal error"),
+                    usage_so_far=self._usage,
                 )
             ending = await encoder.ended(ending)
             return ending
@@ -214,12 +248,13 @@ class Relay:
 
     async def _cancelled(self, encoder: Encoder) -> Ending:
         if self._aborted:
-            ending = Ending(Status.CANCELLED, Reason.CLIENT_CANCELLED)
+            ending = Ending(Status.CANCELLED, Reason.CLIENT_CANCELLED, usage_so_far=self._usage)
         else:
             ending = Ending(
                 Status.INCOMPLETE,
                 Reason.SERVER_SHUTDOWN,
                 error=ServerDraining("the server is shutting down; the answer was cut short"),
+                usage_so_far=self._usage,
             )
         with anyio.CancelScope(shield=True), anyio.move_on_after(ENDING_GRACE_S):
             try:
@@ -228,46 +263,53 @@ class Relay:
                 _log.debug("relay.ending_not_sent", request_id=self.summary.request_id)
         return ending
 
+    async def _pump(
+        self, events: RoutedStream, encode: Encode, summary: ChatSummary
+    ) -> Finish | None:
+        """Every event into ``encode``; the provider's ``Finish`` if the stream ended with one.
 
-async def _pump(events: RoutedStream, encode: Encode, summary: ChatSummary) -> Finish | None:
-    """Every event into ``encode``; the provider's ``Finish`` if the stream ended with one.
-
-    The per-token path: no clock read, cancel scope or coroutine of its own (a
-    synchronous encoder returns ``None``). Bench: the ``--quick`` run right after
-    the relay landed (bench/README.md optimisation log) had gateway CPU per paced
-    token at c=100 of 78.7 (WebSocket) and 58.5 µs (SSE), 0.14-0.92x the baseline.
-    """
-    event: StreamEvent | None = None
-    async for event in events:
-        if type(event) is not Finish:
-            summary.mark_first_token()
+        The per-token path: no clock read, cancel scope or coroutine of its own (a
+        synchronous encoder returns ``None``). Bench: the ``--quick`` run right after
+        the relay landed (bench/README.md optimisation log) had gateway CPU per paced
+        token at c=100 of 78.7 (WebSocket) and 58.5 µs (SSE), 0.14-0.92x the baseline.
+        """
+        event: StreamEvent | None = None
+        async for event in events:
+            if isinstance(event, UsageSoFar):
+                # The contract puts it before the first output: only looked for here.
+                self._usage = event.usage
+            elif type(event) is not Finish:
+                summary.mark_first_token()
+                pending = encode(event)
+                if pending is not None:
+                    await pending
+                break
             pending = encode(event)
             if pending is not None:
                 await pending
-            break
-        pending = encode(event)
-        if pending is not None:
-            await pending
-    else:
+        else:
+            return event if isinstance(event, Finish) else None
+        # From the first output on, the loop does nothing but encode.
+        async for event in events:
+            pending = encode(event)
+            if pending is not None:
+                await pending
         return event if isinstance(event, Finish) else None
-    # From the first output on, the loop does nothing but encode.
-    async for event in events:
-        pending = encode(event)
-        if pending is not None:
-            await pending
-    return event if isinstance(event, Finish) else None
 
 
-def _finished(finish: Finish | None) -> Ending:
+def _finished(finish: Finish | None, usage_so_far: Usage | None) -> Ending:
     if finish is None:
         # The provider contract promises a Finish: a stream without one was cut short.
         return Ending(
             Status.INCOMPLETE,
             Reason.UPSTREAM_ERROR,
             error=UpstreamError("the upstream ended the answer before finishing it"),
+            usage_so_far=usage_so_far,
         )
     status, reason = _FINISH_STATUS.get(finish.reason, (Status.COMPLETED, None))
-    return Ending(status, reason, finish)
+    if finish.usage is not None:
+        usage_so_far = None  # the finish says it all
+    return Ending(status, reason, finish, usage_so_far=usage_so_far)
 
 
 def _summarise(summary: ChatSummary, ending: Ending) -> None:
@@ -275,7 +317,7 @@ def _summarise(summary: ChatSummary, ending: Ending) -> None:
     finish = ending.finish
     if finish is not None:
         summary.finish_reason = finish.reason
-        summary.usage(finish.usage)
+    summary.usage(ending.usage)
     error = ending.error
     if error is not None:
         summary.error_code = error.code
@@ -297,7 +339,7 @@ class _Transcript:
         match event:
             case TextDelta():
                 self.parts.append(event.text)
-            case ReasoningDelta() | ToolCallStart() | ToolCallDelta() | Finish():
+            case ReasoningDelta() | ToolCallStart() | ToolCallDelta() | UsageSoFar() | Finish():
                 pass  # the summary logs the answer's text only
             case _:
                 assert_never(event)

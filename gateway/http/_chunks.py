@@ -2,6 +2,9 @@
 
 Everything that is the same for every chunk of a response is serialised once;
 a content delta is then two byte concatenations around ``orjson.dumps(text)``.
+A delta of another choice than the first (``n`` > 1) or one with ``logprobs``
+is built whole: ``choices[0].index`` is the event's choice, ``logprobs`` the
+provider's object for that piece, as OpenAI streams them.
 
 :class:`ChunkEncoder` is the HTTP surface behind :class:`gateway.relay.Relay`.
 Every answer that has sent its 200 ends with ``data: [DONE]``: after the finish
@@ -30,6 +33,7 @@ from gateway.providers.base import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    UsageSoFar,
 )
 from sessions import Status
 
@@ -47,10 +51,20 @@ SSE_HEADERS = [
 
 
 class ChunkWriter:
-    __slots__ = ("_base", "_content_head", "_content_tail", "_include_usage")
+    """The chunks of one response; ``choices`` is its ``n`` (one role chunk each)."""
 
-    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
+    __slots__ = ("_base", "_choices", "_content_head", "_content_tail", "_include_usage")
+
+    def __init__(
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        include_usage: bool,
+        choices: int = 1,
+    ) -> None:
         self._include_usage = include_usage
+        self._choices = choices
         self._base: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -66,11 +80,22 @@ class ChunkWriter:
         self._content_head = b"data: " + head
         self._content_tail = tail + b"\n\n"
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    def _chunk(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None,
+        choice: int = 0,
+        logprobs: Any = None,
+    ) -> dict[str, Any]:
         chunk = {
             **self._base,
             "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                {
+                    "index": choice,
+                    "delta": delta,
+                    "logprobs": logprobs,
+                    "finish_reason": finish_reason,
+                }
             ],
         }
         if self._include_usage:
@@ -78,17 +103,26 @@ class ChunkWriter:
         return chunk
 
     def role(self) -> bytes:
-        return _event(self._chunk({"role": "assistant", "content": ""}, None))
+        """The first chunk of every choice: its role and an empty content."""
+        return b"".join(
+            _event(self._chunk({"role": "assistant", "content": ""}, None, choice))
+            for choice in range(self._choices)
+        )
 
     def content(self, text: str) -> bytes:
+        """A text delta of the first choice without logprobs: the per-token path."""
         return self._content_head + orjson.dumps(text) + self._content_tail
 
-    def reasoning(self, text: str) -> bytes:
+    def content_of(self, text: str, choice: int, logprobs: Any) -> bytes:
+        """A text delta of any choice, with the provider's logprobs for it (or null)."""
+        return _event(self._chunk({"content": text}, None, choice, logprobs))
+
+    def reasoning(self, text: str, choice: int = 0) -> bytes:
         # OpenAI's own API streams no reasoning text; compatible servers (DeepSeek,
         # vLLM) carry it as ``reasoning_content``, which clients already read.
-        return _event(self._chunk({"reasoning_content": text}, None))
+        return _event(self._chunk({"reasoning_content": text}, None, choice))
 
-    def tool_call_start(self, index: int, call_id: str, name: str) -> bytes:
+    def tool_call_start(self, index: int, call_id: str, name: str, choice: int = 0) -> bytes:
         """The first piece of a tool call: index, id, type and name, empty arguments."""
         call = {
             "index": index,
@@ -96,15 +130,15 @@ class ChunkWriter:
             "type": "function",
             "function": {"name": name, "arguments": ""},
         }
-        return _event(self._chunk({"tool_calls": [call]}, None))
+        return _event(self._chunk({"tool_calls": [call]}, None, choice))
 
-    def tool_call_arguments(self, index: int, arguments: str) -> bytes:
+    def tool_call_arguments(self, index: int, arguments: str, choice: int = 0) -> bytes:
         """A further piece of a tool call's arguments: index and fragment only."""
         call = {"index": index, "function": {"arguments": arguments}}
-        return _event(self._chunk({"tool_calls": [call]}, None))
+        return _event(self._chunk({"tool_calls": [call]}, None, choice))
 
-    def finish(self, reason: str) -> bytes:
-        return _event(self._chunk({}, reason))
+    def finish(self, reason: str, choice: int = 0) -> bytes:
+        return _event(self._chunk({}, reason, choice))
 
     def usage_chunk(self, usage: Usage | None) -> bytes:
         """The usage chunk when the request asked for it (``include_usage``), else nothing."""
@@ -175,20 +209,31 @@ class ChunkEncoder:
     def event(self, event: StreamEvent) -> Awaitable[object] | None:
         match event:
             case TextDelta():
-                body = self._writer.content(event.text)
+                if event.logprobs is None and not event.choice:
+                    body = self._writer.content(event.text)
+                else:
+                    body = self._writer.content_of(event.text, event.choice, event.logprobs)
                 if self._pending:
                     body = self._pending + body
                     self._pending = b""
                 return self._send({"type": "http.response.body", "body": body, "more_body": True})
             case ReasoningDelta():
-                return self._body(self._writer.reasoning(event.text))
+                return self._body(self._writer.reasoning(event.text, event.choice))
             case ToolCallStart():
-                chunk = self._writer.tool_call_start(event.index, event.call_id, event.name)
+                chunk = self._writer.tool_call_start(
+                    event.index, event.call_id, event.name, event.choice
+                )
                 return self._body(chunk)
             case ToolCallDelta():
-                return self._body(self._writer.tool_call_arguments(event.index, event.arguments))
+                chunk = self._writer.tool_call_arguments(event.index, event.arguments, event.choice)
+                return self._body(chunk)
+            case UsageSoFar():
+                return None  # OpenAI's stream has no place for it: the summary logs it
             case Finish():
-                return None  # written by ``ended``, with the usage and [DONE]
+                # Each choice's finish chunk rides with the next write: the following
+                # text of another choice, or the usage chunk and [DONE] (``ended``).
+                self._pending += self._writer.finish(event.reason, event.choice)
+                return None
             case _:
                 assert_never(event)
 
@@ -212,7 +257,8 @@ class ChunkEncoder:
         else:
             finish = ending.finish
             assert finish is not None  # an ending without error has the provider's finish
-            tail = writer.finish(finish.reason) + writer.usage_chunk(finish.usage)
+            # The finish chunks are pending already (``event``).
+            tail = writer.usage_chunk(finish.usage)
         body = self._pending + tail + DONE
         self._pending = b""
         await self._send({"type": "http.response.body", "body": body, "more_body": False})

@@ -43,11 +43,14 @@ class ChatStreamResponse(Response):
         self._relay = Relay(router, prepared, summary, log_content=log_content)
         self._model = prepared.route.requested_model
         self._include_usage = include_usage
+        self._choices = prepared.request.options.n or 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = self._relay
         request_id = relay.summary.request_id
-        writer = ChunkWriter(request_id, int(time.time()), self._model, self._include_usage)
+        writer = ChunkWriter(
+            request_id, int(time.time()), self._model, self._include_usage, self._choices
+        )
         encoder = ChunkEncoder(send, writer, request_id)
         # At the drain deadline the drain cancels this scope: the relay, cancelled
         # without a client abort, ends the answer as server_draining (in-band, then

@@ -18,18 +18,13 @@ from gateway.providers.base import ChatRequest, ImagePart
 class Support:
     provider: str
     options: frozenset[str]  # ChatOptions wire names honoured, streamed or not
-    whole_only: frozenset[str] = frozenset()  # honoured only for a non-streamed answer
     images: bool = True
     remote_images: bool = True  # https: image URLs (not only data: URLs)
 
     def check(self, request: ChatRequest, *, streamed: bool) -> None:
         for name in request.options.given():
-            if name in self.options or (name in self.whole_only and not streamed):
+            if name in self.options:
                 continue
-            if name in self.whole_only:
-                raise UnsupportedParameter(
-                    f"{self.provider} supports '{name}' only without streaming", param=name
-                )
             raise UnsupportedParameter(f"{self.provider} does not support '{name}'", param=name)
         if self.images and self.remote_images:
             return

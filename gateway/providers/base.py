@@ -16,9 +16,13 @@ The iterator yields zero or more content events -- :class:`TextDelta`,
 :class:`ReasoningDelta`, :class:`ToolCallStart` followed by that call's
 :class:`ToolCallDelta` pieces (calls told apart by ``index``; pieces of different
 calls may interleave) -- then exactly one :class:`Finish` (which carries the
-usage when the upstream reported it), then stops. :data:`StreamEvent` is their
-closed union: consumers ``match`` it exhaustively (``assert_never``). Upstream
-failures are raised as :class:`gateway.errors.UpstreamError`.
+usage when the upstream reported it), then stops. Before the first content event
+there may be one :class:`UsageSoFar` (the usage the upstream told up front, so an
+answer cut short still reports it). With ``n`` > 1 (OpenAI) every event names its
+``choice`` and each choice ends with a ``Finish`` of its own, the stream's last
+one ending it. :data:`StreamEvent` is their closed union: consumers ``match`` it
+exhaustively (``assert_never``). Upstream failures are raised as
+:class:`gateway.errors.UpstreamError`.
 
 Leaving the block closes the response in an orderly way, but that takes a few
 event-loop turns (the consumer task must resume, then each async close runs).
@@ -223,18 +227,36 @@ class Usage:
 
 
 # --- the stream ------------------------------------------------------------------
+#
+# The per-token events (``TextDelta``, ``ReasoningDelta``, ``ToolCallDelta``) are
+# slotted but not frozen: a frozen dataclass's ``__init__`` pays a call
+# (``object.__setattr__``) per field, a plain one a slot store, and one is made per
+# token. Nothing changes an event once made.
+#
+# ``choice`` says which alternative of an ``n`` > 1 answer an event belongs to
+# (OpenAI's ``choices[i].index``); 0 for everything else.
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TextDelta:
+    """A piece of the answer's text.
+
+    ``logprobs`` is the provider's own per-token object for this piece (OpenAI's
+    ``choices[i].logprobs``: ``{"content": [...], "refusal": ...}``), passed through
+    as it is; ``None`` unless the request asked for ``logprobs``.
+    """
+
     text: str
+    choice: int = 0
+    logprobs: Any = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """A piece of the model's reasoning ("thinking") text, when the provider streams it."""
 
     text: str
+    choice: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -244,23 +266,47 @@ class ToolCallStart:
     index: int
     call_id: str
     name: str
+    choice: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """A piece of the JSON arguments of the call ``index`` (pieces concatenate)."""
 
     index: int
     arguments: str
+    choice: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class UsageSoFar:
+    """Token counts the upstream reported before its finish, for an answer cut short.
+
+    At most one per stream, and before its first output event (the relay reads it
+    there only, keeping the per-token path free of checks): Anthropic's
+    ``message_start`` tells the input tokens up front. Counts not known yet are
+    ``None`` (never 0). The :class:`Finish`'s usage supersedes it.
+    """
+
+    usage: Usage
 
 
 @dataclass(slots=True, frozen=True)
 class Finish:
+    """The end of the choice ``choice``; the last ``Finish`` ends the stream.
+
+    A request for one choice gets exactly one. With ``n`` > 1 each choice gets its
+    own, where that choice ended; the stream's last carries the usage.
+    """
+
     reason: FinishReason
     usage: Usage | None = None
+    choice: int = 0
 
 
-StreamEvent: TypeAlias = TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | Finish
+StreamEvent: TypeAlias = (
+    TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | UsageSoFar | Finish
+)
 
 
 @dataclass(slots=True, frozen=True)

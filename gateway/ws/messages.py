@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from gateway import client_json
 from gateway.chat_input import MessageIn, ResponseFormatIn, ToolChoiceIn, ToolIn
-from gateway.errors import GatewayError, InvalidMessage, UnknownMessageType, ValidationFailed
+from gateway.errors import (
+    GatewayError,
+    InvalidMessage,
+    UnknownMessageType,
+    UnsupportedParameter,
+    ValidationFailed,
+)
 
 PROTOCOL = "chat-gateway.v1"
 
@@ -226,8 +232,18 @@ class ReasoningDeltaFrame(_Outbound):
 
 
 class UsageOut(_Outbound):
-    input_tokens: int | None
-    output_tokens: int | None
+    """Token counts; ``null`` when unknown, never 0 for unknown. A response that ended
+    early reports what the provider had told before the cut."""
+
+    input_tokens: int | None = Field(
+        description="Known from the first delta on for Anthropic (told up front), also "
+        "when the response is cancelled or fails; null for OpenAI and Ollama until they "
+        "finish."
+    )
+    output_tokens: int | None = Field(
+        description="Told by every provider only at its finish: null for a response that "
+        "ended early."
+    )
 
 
 class ResponseDone(_Outbound):
@@ -353,10 +369,24 @@ def parse_client_message(
         raise Rejected(
             UnknownMessageType(f"unknown message type '{kind[:64]}'", param="type"), **ids
         )
+    if kind == "response.create":
+        for name in _HTTP_ONLY:
+            if name in raw:
+                # Known OpenAI parameters, not typos: say so rather than "extra field".
+                error = UnsupportedParameter(
+                    f"'{name}' is not supported over the WebSocket (the deltas carry one "
+                    "choice, without logprobs); use POST /api/v1/chat/completions",
+                    param=name,
+                )
+                raise Rejected(error, **ids)
     try:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
         raise Rejected(_validation_error(exc), **ids) from None
+
+
+# Chat-completions parameters the socket's frames have no place for (HTTP SSE has).
+_HTTP_ONLY = ("n", "logprobs", "top_logprobs")
 
 
 def _validation_error(exc: ValidationError) -> ValidationFailed:

@@ -3,18 +3,21 @@
 :class:`SessionEncoder` is the WebSocket surface behind :class:`gateway.relay.Relay`:
 each text delta is one synchronous ``Response.emit_delta`` (the outbox turns it
 into frames; one over ``MAX_DELTA_CHARS`` the response splits into several),
-nothing else on the per-token path. Reasoning and tool calls become
-their session events; at the provider's finish every tool call is closed by a
-``ToolCallDone`` with its whole arguments, before the manager's ``Done``. The
-ending becomes what the manager expects of a ``produce``: a :class:`FinishInfo`
-for a finished (or cut short) stream, the error raised for a failed one. A response
-the manager ended itself (Stop, disconnect, expiry, drain) already has its
-``Done``; the manager aborts the relay and cancels this coroutine.
+nothing else on the per-token path. Reasoning and tool calls become their session
+events; a :class:`UsageSoFar` updates ``Response.usage``, so that a response ended
+early still reports the input tokens the upstream had told. At the provider's
+finish every tool call is closed by a ``ToolCallDone`` with its whole arguments,
+before the manager's ``Done``. The ending becomes what the manager expects of a
+``produce``: a :class:`FinishInfo` for a finished (or cut short) stream, the error
+raised for a failed one. A response the manager ended itself (Stop, disconnect,
+expiry, drain) already has its ``Done``; the manager aborts the relay and cancels
+this coroutine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import assert_never
 
 from gateway.providers.base import (
@@ -24,6 +27,7 @@ from gateway.providers.base import (
     TextDelta,
     ToolCallDelta,
     ToolCallStart,
+    UsageSoFar,
 )
 from gateway.relay import Ending, Relay
 from gateway.router import Target
@@ -49,7 +53,7 @@ class Producer:
         if ending.status is Status.FAILED and error is not None:
             raise error
         finish = ending.finish
-        usage = finish.usage if finish is not None else None
+        usage = ending.usage
         return FinishInfo(
             finish_reason=finish.reason if finish is not None else None,
             status=ending.status,
@@ -100,6 +104,14 @@ class SessionEncoder:
                     call.parts.append(event.arguments)
                     call_id = call.call_id
                 self._response.emit_tool_arguments(event.index, event.arguments, call_id)
+            case UsageSoFar():
+                # What the upstream told before its finish: a response the manager
+                # ends first (Stop, disconnect, expiry, drain) reports it in its Done.
+                usage = self._response.usage
+                if event.usage.input_tokens is not None:
+                    usage.input_tokens = event.usage.input_tokens
+                if event.usage.output_tokens is not None:
+                    usage.output_tokens = event.usage.output_tokens
             case Finish():
                 # The calls are complete; the manager's Done follows from what
                 # ``Producer`` returns.
@@ -124,5 +136,5 @@ class SessionEncoder:
         if done is not None:
             # The manager ended it first (Stop, disconnect, expiry, drain): its Done
             # says how; what the relay saw is only the cancellation.
-            return Ending(done.status, done.reason, ending.finish, ending.error)
+            return replace(ending, status=done.status, reason=done.reason)
         return ending

@@ -4,12 +4,22 @@ Streams are SSE exactly as the real API sends them: one ``data: {chunk}`` line
 and a blank line per chunk, ``"usage": null`` on every chunk, the usage chunk
 (``"choices": []``) last when ``stream_options.include_usage`` is set, then
 ``data: [DONE]``.
+
+With ``n`` > 1 the choices stream interleaved, each chunk one choice (its
+``index``): every choice's role chunk first, then token by token. Choice 0 is the
+scenario's answer; choice ``i`` > 0 is its first ``len(tokens) - i`` tokens (at
+least one), each with ``i`` appended, and ends with ``finish_reason: "length"``
+right after its last token, while the others go on. With ``logprobs`` every
+content chunk carries ``logprobs: {"content": [{token, logprob, bytes,
+top_logprobs}], "refusal": null}`` for its token (``top_logprobs`` entries as
+asked): :func:`choice_tokens` and :func:`token_logprobs` say what was sent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -54,9 +64,14 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
             record.finish("completed")
             return _json(_completion(model, scenario, int(body.get("n") or 1)))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        shape = _Shape(
+            int(body.get("n") or 1),
+            body.get("logprobs") is True,
+            int(body.get("top_logprobs") or 0),
+        )
         return TrackedStream(
             record,
-            lambda rec: _chunks(rec, scenario, model, include_usage),
+            lambda rec: _chunks(rec, scenario, model, include_usage, shape),
             media_type="text/event-stream",
         )
 
@@ -84,17 +99,75 @@ def create_app(upstream: FakeUpstream, models: Sequence[str] = DEFAULT_MODELS) -
     )
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What the request asked of the stream's shape: ``n``, ``logprobs``, ``top_logprobs``."""
+
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+def choice_tokens(scenario: Scenario, choice: int) -> list[str]:
+    """The text pieces the streamed choice ``choice`` is made of."""
+    if choice == 0:
+        return list(scenario.tokens)
+    kept = scenario.tokens[: max(1, len(scenario.tokens) - choice)]
+    return [f"{token}{choice}" for token in kept]
+
+
+def token_logprobs(token: str, position: int, choice: int, top: int) -> dict[str, Any]:
+    """The ``logprobs`` object of the content chunk of ``token`` (the ``position``-th piece)."""
+    logprob = -round(0.125 * (position + 1) + choice, 4)
+    alternatives = [
+        {"token": token, "logprob": logprob, "bytes": list(token.encode())},
+        {"token": token[::-1] + "?", "logprob": logprob - 1.5, "bytes": list(b"?")},
+        {"token": "!", "logprob": logprob - 3.0, "bytes": [33]},
+    ]
+    entry = {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": alternatives[:top],
+    }
+    return {"content": [entry], "refusal": None}
+
+
 async def _chunks(
-    record: RequestRecord, scenario: Scenario, model: str, include_usage: bool
+    record: RequestRecord,
+    scenario: Scenario,
+    model: str,
+    include_usage: bool,
+    shape: _Shape = _Shape(),
 ) -> AsyncIterator[bytes]:
     ident = f"chatcmpl-fake{record.id}"
     created = int(time.time())
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def chunk(
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {
+            "index": index,
+            "delta": delta,
+            "logprobs": logprobs,
+            "finish_reason": finish_reason,
+        }
         return _data(_chunk_base(ident, created, model, [choice]))
 
-    yield chunk({"role": "assistant", "content": "", "refusal": None})
+    further = {number: choice_tokens(scenario, number) for number in range(1, shape.n)}
+
+    def content(number: int, tokens: list[str], position: int) -> bytes:
+        token = tokens[position]
+        logprobs = (
+            token_logprobs(token, position, number, shape.top_logprobs) if shape.logprobs else None
+        )
+        return chunk({"content": token}, None, number, logprobs)
+
+    for number in range(shape.n):
+        yield chunk({"role": "assistant", "content": "", "refusal": None}, None, number)
     for index in range(len(scenario.tokens) + 1):
         if scenario.stall_after == index:
             record.finish("stalled")
@@ -125,7 +198,12 @@ async def _chunks(
             await anyio.sleep(scenario.delay_s)
         if scenario.ping:
             yield b": ping\n\n"
-        yield chunk({"content": scenario.tokens[index]})
+        yield content(0, scenario.tokens, index)
+        for number, tokens in further.items():
+            if index < len(tokens):
+                yield content(number, tokens, index)
+                if index == len(tokens) - 1:
+                    yield chunk({}, "length", number)
         record.chunks_sent += 1
     for number, call in enumerate(scenario.tool_calls):
         # The first piece names the call (empty arguments), then argument fragments
@@ -142,6 +220,9 @@ async def _chunks(
                 await anyio.sleep(scenario.delay_s)
             yield chunk({"tool_calls": [{"index": number, "function": {"arguments": piece}}]})
             record.chunks_sent += 1
+    for number, tokens in further.items():
+        if not tokens:  # no text to answer with: it ends at once
+            yield chunk({}, "length", number)
     yield chunk({}, _finish_reason(scenario))
     if include_usage:
         usage_chunk = _chunk_base(ident, created, model, [])

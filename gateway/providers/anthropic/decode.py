@@ -32,6 +32,7 @@ from gateway.providers.base import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    UsageSoFar,
 )
 
 STOP_REASONS: dict[str, FinishReason] = {
@@ -60,6 +61,7 @@ class StreamDecoder:
         "_secret",
         "_sse",
         "_stop_reason",
+        "_usage_pending",
     )
 
     def __init__(self, secret: str | None = None) -> None:
@@ -72,6 +74,9 @@ class StreamDecoder:
         self._error: UpstreamError | None = None
         self._blocks: dict[int, int] = {}  # block index -> tool call index (or _ANSWER)
         self._answered = False
+        # message_start told the input tokens; they go out just before the first
+        # output event (see ``feed``).
+        self._usage_pending = False
 
     @property
     def done(self) -> bool:
@@ -129,6 +134,7 @@ class StreamDecoder:
                     counts = loads(data).get("message", {}).get("usage") or {}
                     self._input_tokens = counts.get("input_tokens")
                     self._output_tokens = counts.get("output_tokens")
+                    self._usage_pending = self._input_tokens is not None
                 elif event == "message_stop":
                     self._done = True
                     break
@@ -141,6 +147,13 @@ class StreamDecoder:
             raise UpstreamError(
                 "anthropic sent a malformed stream event", provider=NAME, retryable=True
             ) from None
+        if self._usage_pending and events:
+            # The input tokens, for an answer cut short from here on. Not on its own:
+            # the router counts a stream as answered (no more retries) at its first
+            # event, and a stream that fails before any output may still be retried.
+            # The output count of message_start is a placeholder (1), not a count.
+            self._usage_pending = False
+            events.insert(0, UsageSoFar(Usage(self._input_tokens, None)))
         return events
 
     def end(self) -> Finish:

@@ -32,8 +32,9 @@ from gateway.settings import Settings
 # A local OpenAI-compatible server needs no key, but the SDK insists on one.
 _PLACEHOLDER_KEY = "unused"
 
-# The contract is modelled on Chat Completions: everything passes through, except
-# what the stream encoders have no place for (several choices, per-token logprobs).
+# The contract is modelled on Chat Completions: everything passes through, streamed
+# or not (several choices and per-token logprobs too: the SSE encoder writes each
+# choice's chunks; the WebSocket and UI protocols do not take these parameters).
 SUPPORT = Support(
     _NAME,
     options=frozenset(
@@ -47,9 +48,11 @@ SUPPORT = Support(
             "presence_penalty",
             "frequency_penalty",
             "reasoning_effort",
+            "n",
+            "logprobs",
+            "top_logprobs",
         }
     ),
-    whole_only=frozenset({"n", "logprobs", "top_logprobs"}),
 )
 
 
@@ -104,12 +107,17 @@ class OpenAIProvider:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         secret = self._secret
+        options = request.options
+        choices = options.n or 1
+        logprobs = bool(options.logprobs)
         return SdkStream(
             self._client,
             self._chat_url,
             body,
             self.translate,
-            lambda body: decoded_events(body, decode.StreamDecoder(secret), _NAME),
+            lambda body: decoded_events(
+                body, decode.StreamDecoder(secret, choices=choices, logprobs=logprobs), _NAME
+            ),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:

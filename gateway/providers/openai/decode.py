@@ -11,6 +11,14 @@ apart by ``index`` only. The first piece carrying an ``id`` opens the call
 (:class:`ToolCallStart`); every non-empty ``arguments`` is a :class:`ToolCallDelta`.
 Compatible servers that stream reasoning send ``delta.reasoning_content`` (DeepSeek,
 vLLM) or ``delta.reasoning`` (OpenRouter, newer vLLM).
+
+A request for ``n`` > 1 choices or for ``logprobs`` is decoded by the general
+path: every choice of every chunk, each event naming its ``choice``, each text
+delta carrying the chunk's ``logprobs`` object as it is. Each choice's
+``finish_reason`` is its :class:`Finish`, where it came, except the choice that
+finishes last: its ``Finish`` waits for the usage chunk and ends the stream, as
+the single one of a plain request does. A plain request keeps the first choice's
+lean path.
 """
 
 from __future__ import annotations
@@ -48,16 +56,34 @@ FINISH_REASONS: dict[str, FinishReason] = {
 class StreamDecoder:
     """Feed body bytes, get events; :meth:`end` at the end of the body gives the Finish."""
 
-    __slots__ = ("_done", "_error", "_reason", "_secret", "_sse", "_started", "_usage")
+    __slots__ = (
+        "_choices",
+        "_done",
+        "_error",
+        "_finished",
+        "_general",
+        "_last",
+        "_reason",
+        "_secret",
+        "_sse",
+        "_started",
+        "_usage",
+    )
 
-    def __init__(self, secret: str | None = None) -> None:
+    def __init__(
+        self, secret: str | None = None, *, choices: int = 1, logprobs: bool = False
+    ) -> None:
         self._sse = SseDecoder()
         self._secret = secret
-        self._reason: str | None = None
+        self._reason: str | None = None  # of the choice that finished last
+        self._last = 0  # which choice that was
         self._usage: Usage | None = None
         self._done = False
         self._error: UpstreamError | None = None
-        self._started: set[int] = set()
+        self._started: set[tuple[int, int]] = set()  # (choice, tool call index)
+        self._choices = choices
+        self._finished: set[int] = set()
+        self._general = choices > 1 or logprobs
 
     @property
     def done(self) -> bool:
@@ -76,7 +102,9 @@ class StreamDecoder:
                     break
                 chunk = loads(data)
                 choices = chunk.get("choices")
-                if choices:
+                if choices and self._general:
+                    self._every_choice(choices, events)
+                elif choices:
                     choice = choices[0]
                     delta = choice.get("delta")
                     if delta:
@@ -88,7 +116,7 @@ class StreamDecoder:
                             or "reasoning_content" in delta
                             or "reasoning" in delta
                         ):
-                            self._rest(delta, events)
+                            self._rest(delta, events, 0)
                     finish = choice.get("finish_reason")
                     if finish:
                         self._reason = finish
@@ -106,21 +134,41 @@ class StreamDecoder:
             ) from None
         return events
 
-    def _rest(self, delta: dict[str, Any], events: list[StreamEvent]) -> None:
+    def _every_choice(self, choices: list[Any], events: list[StreamEvent]) -> None:
+        """The general path (``n`` > 1, ``logprobs``): every choice of the chunk."""
+        for choice in choices:
+            number = choice.get("index") or 0
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text:
+                    events.append(TextDelta(text, number, choice.get("logprobs")))
+                if "tool_calls" in delta or "reasoning_content" in delta or "reasoning" in delta:
+                    self._rest(delta, events, number)
+            finish = choice.get("finish_reason")
+            if finish and number not in self._finished:
+                self._finished.add(number)
+                if len(self._finished) < self._choices:
+                    # Not the last choice to finish: its Finish goes out where it came.
+                    events.append(Finish(FINISH_REASONS.get(finish, "stop"), None, number))
+                else:
+                    self._reason, self._last = finish, number
+
+    def _rest(self, delta: dict[str, Any], events: list[StreamEvent], choice: int) -> None:
         """Everything but text: off the per-token path of a plain text answer."""
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
-            events.append(ReasoningDelta(reasoning))
+            events.append(ReasoningDelta(reasoning, choice))
         for call in delta.get("tool_calls") or ():
             index = call["index"]
             function = call.get("function") or {}
-            if index not in self._started:
-                self._started.add(index)
+            if (choice, index) not in self._started:
+                self._started.add((choice, index))
                 call_id = call.get("id") or f"call_{index}"
-                events.append(ToolCallStart(index, call_id, function.get("name") or ""))
+                events.append(ToolCallStart(index, call_id, function.get("name") or "", choice))
             arguments = function.get("arguments")
             if arguments:
-                events.append(ToolCallDelta(index, arguments))
+                events.append(ToolCallDelta(index, arguments, choice))
 
     def end(self) -> Finish:
         """The Finish once the body has ended; raises if it failed or was cut short."""
@@ -130,7 +178,7 @@ class StreamDecoder:
             raise UpstreamError(
                 "openai stream ended before it finished", provider=NAME, retryable=True
             )
-        return Finish(FINISH_REASONS.get(self._reason or "", "stop"), self._usage)
+        return Finish(FINISH_REASONS.get(self._reason or "", "stop"), self._usage, self._last)
 
 
 def usage(counts: Any) -> Usage | None:

@@ -367,8 +367,6 @@ UNSUPPORTED = [
     ("ollama", {"tools": TOOLS, "tool_choice": "required"}, "tool_choice"),
     ("ollama", {"tools": TOOLS, "parallel_tool_calls": False}, "parallel_tool_calls"),
     ("ollama", {"messages": "https-image"}, "messages"),
-    ("openai", {"n": 2, "stream": True}, "n"),
-    ("openai", {"logprobs": True, "stream": True}, "logprobs"),
     ("openai", {"logit_bias": {"50256": -100}}, "logit_bias"),
 ]
 

@@ -18,7 +18,15 @@ import orjson
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.providers.base import Abortable, ChatMessage, ChatRequest, Provider, TextDelta
+from gateway.providers.base import (
+    Abortable,
+    ChatMessage,
+    ChatRequest,
+    Provider,
+    StreamEvent,
+    TextDelta,
+    UsageSoFar,
+)
 from gateway.upstream.stream import SocketAborter
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.gateway.providers.test_anthropic import anthropic_fake
@@ -61,7 +69,7 @@ async def test_abort_disconnects_upstream_inside_the_block(name: str, transport:
         p: Provider = provider
         async with p.stream(_request(name)) as events:
             assert isinstance(events, Abortable)
-            got = [await anext(events), await anext(events)]
+            got = [await _next_output(events), await _next_output(events)]
             record = upstream.last
             events.abort()
             events.abort()  # idempotent
@@ -139,3 +147,11 @@ async def test_aborter_cuts_an_open_response() -> None:
             with anyio.fail_after(1):
                 await upstream.last.ended.wait()
     assert upstream.last.outcome == "disconnected"
+
+
+async def _next_output(events: AsyncIterator[StreamEvent]) -> StreamEvent:
+    """The next event but Anthropic's up-front :class:`UsageSoFar`."""
+    event = await anext(events)
+    while isinstance(event, UsageSoFar):
+        event = await anext(events)
+    return event

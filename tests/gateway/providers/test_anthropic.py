@@ -29,6 +29,7 @@ from gateway.providers.base import (
     ReasoningDelta,
     TextDelta,
     Usage,
+    UsageSoFar,
 )
 from gateway.settings import load_settings
 from tests.fakes import FakeUpstream, Scenario, serve
@@ -67,6 +68,7 @@ async def test_streams_text_finish_and_usage_exactly() -> None:
         upstream.queue(Scenario(tokens=["Hel", "lo", ", ", "wörld", "!"], usage=(11, 5)))
         events = await collect(provider)
     assert events == [
+        UsageSoFar(Usage(11, None)),  # message_start's input tokens, before the text
         TextDelta("Hel"),
         TextDelta("lo"),
         TextDelta(", "),
@@ -147,6 +149,7 @@ async def test_pings_are_skipped_and_thinking_deltas_are_reasoning() -> None:
         upstream.queue(Scenario(tokens=["a", "b"], ping=True, thinking=["hmm", "..."]))
         events = await collect(provider)
     assert events == [
+        UsageSoFar(Usage(7, None)),
         ReasoningDelta("hmm"),
         ReasoningDelta("..."),
         TextDelta("a"),
@@ -214,7 +217,7 @@ async def test_overloaded_error_event_mid_stream_is_retryable_unavailable() -> N
             async with provider.stream(REQUEST) as events:
                 async for event in events:
                     got.append(event)
-    assert got == [TextDelta("a"), TextDelta("b")]
+    assert got == [UsageSoFar(Usage(7, None)), TextDelta("a"), TextDelta("b")]
     assert caught.value.retryable is True
     assert "overloaded_error" in caught.value.message
 
@@ -235,7 +238,7 @@ async def test_connection_reset_mid_stream_is_retryable() -> None:
             async with provider.stream(REQUEST) as events:
                 async for event in events:
                     got.append(event)
-    assert got == [TextDelta("a")]
+    assert got == [UsageSoFar(Usage(7, None)), TextDelta("a")]
     assert caught.value.retryable is True
     assert upstream.last.outcome == "reset"
 

@@ -141,6 +141,11 @@ async def fake_upstream(
 
         async with serve(create_fake(upstream)) as base:
             yield upstream, {"openai_base_url": f"{base}/v1", "openai_api_key": "sk-test"}
+    elif provider == "anthropic":
+        from tests.fakes.anthropic import create_app as create_fake
+
+        async with serve(create_fake(upstream)) as base:
+            yield upstream, {"anthropic_base_url": base, "anthropic_api_key": "sk-ant-test"}
     else:
         from tests.fakes.ollama import create_app as create_fake
 

@@ -317,8 +317,18 @@ export interface ResponseDone {
    */
   error?: ErrorBody | null;
 }
+/**
+ * Token counts; ``null`` when unknown, never 0 for unknown. A response that ended
+ * early reports what the provider had told before the cut.
+ */
 export interface UsageOut {
+  /**
+   * Known from the first delta on for Anthropic (told up front), also when the response is cancelled or fails; null for OpenAI and Ollama until they finish.
+   */
   input_tokens: number | null;
+  /**
+   * Told by every provider only at its finish: null for a response that ended early.
+   */
   output_tokens: number | null;
 }
 export interface ErrorBody {
