@@ -23,8 +23,10 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.chat_input import ResponseFormatIn, ToolChoiceIn, ToolIn, to_options
+from gateway.errors import UnsupportedParameter
 from gateway.http._chat_request import parse_json_body
 from gateway.providers.base import (
     ChatMessage,
@@ -177,6 +179,12 @@ class UIChatBody(BaseModel):
     tool_choice: ToolChoiceIn | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormatIn | None = None
+    # Chat-completions parameters a UI message stream has no place for (one text per
+    # message, no logprobs): read only to be refused by name (``parse_ui_body``), not
+    # ignored like other unknown fields, and left out of the schema.
+    n: SkipJsonSchema[Any] = None
+    logprobs: SkipJsonSchema[Any] = None
+    top_logprobs: SkipJsonSchema[Any] = None
 
     def chat_messages(self) -> list[ChatMessage]:
         return [turn for message in self.messages for turn in message.to_chat()]
@@ -205,5 +213,14 @@ class UIChatBody(BaseModel):
 
 
 def parse_ui_body(raw: bytes) -> UIChatBody:
-    """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field."""
-    return parse_json_body(raw, UIChatBody)
+    """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field,
+    UnsupportedParameter (400) for ``n``, ``logprobs`` or ``top_logprobs``."""
+    body = parse_json_body(raw, UIChatBody)
+    for name in ("n", "logprobs", "top_logprobs"):
+        if getattr(body, name) is not None:
+            raise UnsupportedParameter(
+                f"'{name}' is not supported by the UI message stream; "
+                "use POST /api/v1/chat/completions",
+                param=name,
+            )
+    return body

@@ -6,7 +6,7 @@ with ``length`` while the first goes on, each content chunk with its logprobs
 say exactly what it sent). The SDK's own accumulation (``chat.completions.stream``)
 must come out with each choice as the fake sent it, and the request body must
 have carried ``n``, ``logprobs`` and ``top_logprobs`` to the provider. Anthropic,
-Ollama and the WebSocket protocol refuse both by name.
+Ollama, the WebSocket protocol and the UI chat refuse both by name.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from tests.fakes import Scenario
 from tests.fakes.openai import choice_tokens, token_logprobs
+from tests.gateway.http._support import gateway as http_gateway
 from tests.gateway.http.test_tools import setup, weather_question
 from tests.gateway.ws._support import gateway as ws_gateway
 
@@ -159,3 +160,23 @@ async def test_the_websocket_refuses_n_and_logprobs_by_name(
     assert (error["code"], error["param"]) == ("unsupported_parameter", param)
     assert (error["request_id"], error["event_id"]) == (rid, "e-1")
     assert answer.done["status"] == "completed"
+
+
+@pytest.mark.parametrize("param", ["n", "logprobs", "top_logprobs"])
+async def test_the_ui_chat_refuses_n_and_logprobs_by_name(param: str) -> None:
+    value: Any = True if param == "logprobs" else 2
+    body = {
+        "id": "chat-1",
+        "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+        "model": "demo/lorem",
+        param: value,
+    }
+    async with http_gateway() as gw, gw.http() as client:
+        refused = await client.post("/api/v1/ui/chat", json=body)
+        del body[param]
+        async with client.stream("POST", "/api/v1/ui/chat", json=body) as accepted:
+            status = accepted.status_code
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("unsupported_parameter", param)
+    assert status == 200  # the same body without it is answered
