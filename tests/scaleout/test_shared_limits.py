@@ -84,7 +84,7 @@ async def test_the_per_key_socket_limit_counts_sockets_on_both_instances(
         assert await _refused(c.b) == 1013  # two on A + one on B: the key is full
         assert await _refused(c.a) == 1013
 
-        async with key_changes(c.redis, SOCKETS) as changed:
+        async with key_changes(c.redis, c.prefix + SOCKETS) as changed:
             await on_a[0].aclose()  # frees a place, on every instance
             with anyio.fail_after(WAIT_S):
                 while not await _counted(c, 2):
@@ -97,7 +97,7 @@ async def test_the_per_key_socket_limit_counts_sockets_on_both_instances(
         await anyio.sleep(LEASE_S + 0.2)  # the bound itself is what is tested here
         admitted = await c.b.open(**AUTH)
         assert await _refused(c.b) == 1013
-        async with key_changes(c.redis, SOCKETS) as changed:
+        async with key_changes(c.redis, c.prefix + SOCKETS) as changed:
             for client in (on_b, another, admitted):
                 await client.aclose()
             with anyio.fail_after(WAIT_S):
