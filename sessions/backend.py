@@ -118,7 +118,9 @@ class Backend(Protocol):
 
         ``None``: claimed (the response is now known to every instance). Otherwise
         the record of the response that already holds the claim. Raises
-        :class:`~sessions.errors.BackendUnavailable`.
+        :class:`~sessions.errors.BackendUnavailable`, or
+        :class:`~sessions.errors.ConversationBusy` when another instance runs a
+        response of ``response.conversation_id``.
         """
         ...
 
@@ -126,6 +128,16 @@ class Backend(Protocol):
         self, principal: str, *, response_id: str | None = None, request_id: str | None = None
     ) -> RemoteRecord | None:
         """A response another instance owns, by id or request id; ``None`` if unknown."""
+        ...
+
+    async def lookup_conversation(
+        self, principal: str, conversation_id: str
+    ) -> RemoteRecord | None:
+        """The running response of ``conversation_id`` another instance owns, if any.
+
+        A shared backend also refuses, in :meth:`claim`, a second running response
+        of one conversation across instances (:class:`~sessions.errors.ConversationBusy`).
+        """
         ...
 
     async def events_after(self, record: RemoteRecord, last_seq: int) -> list[ResponseEvent] | None:

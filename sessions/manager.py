@@ -334,6 +334,30 @@ class SessionManager:
                 return response
         return None
 
+    async def running_in_any(self, session: Session, conversation_id: str) -> Response | None:
+        """Like :meth:`running_in`, on any instance of a shared backend: a response
+        another instance runs comes back as a local mirror (followed live), to
+        :meth:`resume` or :meth:`cancel` by its id. Raises
+        :class:`~sessions.errors.BackendUnavailable`."""
+        response = self.running_in(session, conversation_id)
+        if response is not None or not self._backend.shared or session.closed:
+            return response
+        for known in self._backend.local():
+            if (
+                known.mirror
+                and known.running
+                and known.conversation_id == conversation_id
+                and known.principal == session.principal
+            ):
+                return known
+        record = await self._backend.lookup_conversation(session.principal, conversation_id)
+        if record is None:
+            return None
+        found = self._backend.get(record.response_id)
+        if found is not None:
+            return found if found.running else None
+        return await self._mirror(session, record, -1, attach=False)
+
     async def cancel(
         self,
         session: Session,

@@ -84,6 +84,11 @@ class MemoryBackend:
     ) -> RemoteRecord | None:
         return None
 
+    async def lookup_conversation(
+        self, principal: str, conversation_id: str
+    ) -> RemoteRecord | None:
+        return None
+
     async def events_after(self, record: RemoteRecord, last_seq: int) -> list[ResponseEvent] | None:
         return None
 

@@ -21,6 +21,11 @@ class Keys:
         """STRING: the response id claimed for a request id (idempotency), same TTL."""
         return f"{self.prefix}req:{principal}:{request_id}"
 
+    def conversation(self, principal: str, conversation_id: str) -> str:
+        """STRING: the response id last started in the conversation (busy while that one
+        runs and its owner lives). TTL: running TTL, refreshed by the owner."""
+        return f"{self.prefix}conv:{principal}:{conversation_id}"
+
     def lease(self, instance_id: str) -> str:
         """STRING: present while the instance lives (PX = owner lease, refreshed)."""
         return f"{self.prefix}instance:{instance_id}"

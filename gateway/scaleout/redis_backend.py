@@ -43,6 +43,7 @@ from sessions import (
     BackendUnavailable,
     Control,
     ControlOp,
+    ConversationBusy,
     MemoryBackend,
     Reason,
     RemoteRecord,
@@ -70,18 +71,36 @@ _LINGER_S = 0.005
 
 # Claim a request id for a response and write its record, atomically; else return
 # the record that holds the claim (a claim whose record expired is taken over, and
-# ARGV[6] == '1' takes it over regardless).
+# ARGV[6] == '1' takes it over regardless). With a conversation (KEYS[3]), another
+# running response of it whose owner lives answers 'busy' instead, and a taken
+# claim points the conversation at this response.
 _CLAIM = """
+local function busy()
+  if #KEYS < 3 then return false end
+  local other = redis.call('GET', KEYS[3])
+  if not other or other == ARGV[1] then return false end
+  local held = redis.call('HMGET', ARGV[3] .. other, 'ended', 'owner')
+  -- Ended, or ours: this instance's own index knows better (its Done may be queued).
+  if held[1] ~= '0' or held[2] == ARGV[5] then return false end
+  return redis.call('EXISTS', ARGV[7] .. held[2]) == 1
+end
 local function take()
+  if busy() then return 'busy' end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('HSET', KEYS[2], 'data', ARGV[4], 'owner', ARGV[5], 'ended', '0')
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  if #KEYS >= 3 then
+    redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+  end
   return false
 end
-if ARGV[6] == '1' or redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if ARGV[6] == '1' then
   return take()
 end
 local id = redis.call('GET', KEYS[1])
+if not id then
+  return take()
+end
 local record = redis.call('HGETALL', ARGV[3] .. id)
 if #record == 0 then
   return take()
@@ -244,14 +263,14 @@ class RedisBackend:
                 "conversation_id": response.conversation_id,
             }
         )
+        claimed = [keys.request(response.principal, response.request_id), keys.record(response.id)]
+        if response.conversation_id is not None:
+            claimed.append(keys.conversation(response.principal, response.conversation_id))
         take_over = "0"
         while True:
             try:
                 found = await self._claim(
-                    keys=[
-                        keys.request(response.principal, response.request_id),
-                        keys.record(response.id),
-                    ],
+                    keys=claimed,
                     args=[
                         response.id,
                         self._running_ttl_ms,
@@ -259,12 +278,17 @@ class RedisBackend:
                         data,
                         self._id,
                         take_over,
+                        keys.lease(""),
                     ],
                 )
             except _UNREACHABLE as exc:
                 raise self._unavailable(exc) from None
             if not found:
                 return None
+            if found == b"busy":
+                raise ConversationBusy(
+                    f"conversation {response.conversation_id!r} has a running response"
+                )
             fields = dict(zip(found[::2], found[1::2], strict=True))
             record = _record(fields.pop(b"id").decode(), fields)
             if not self._forgotten_here(record):
@@ -293,6 +317,25 @@ class RedisBackend:
             return None
         record = _record(response_id, fields)
         return None if self._forgotten_here(record) else record
+
+    async def lookup_conversation(
+        self, principal: str, conversation_id: str
+    ) -> RemoteRecord | None:
+        client = self._client()
+        try:
+            found = await client.get(self._keys.conversation(principal, conversation_id))
+            if found is None:
+                return None
+            response_id = found.decode()
+            fields = await client.hgetall(self._keys.record(response_id))
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        if not fields:
+            return None
+        record = _record(response_id, fields)
+        if record.ended or record.principal != principal or self._forgotten_here(record):
+            return None
+        return record
 
     async def events_after(self, record: RemoteRecord, last_seq: int) -> list[ResponseEvent] | None:
         key = self._keys.events(record.response_id)
@@ -460,6 +503,11 @@ class RedisBackend:
                         pipe.pexpire(keys.record(response.id), ttl)
                         pipe.pexpire(keys.events(response.id), ttl)
                         pipe.pexpire(keys.request(response.principal, response.request_id), ttl)
+                        if response.conversation_id is not None:
+                            conversation = keys.conversation(
+                                response.principal, response.conversation_id
+                            )
+                            pipe.pexpire(conversation, ttl)
                 await pipe.execute()
         except _UNREACHABLE as exc:
             self._unavailable(exc)

@@ -107,7 +107,12 @@ async def ui_resume(request: Request) -> Response:
     chat_id = _chat_id(request)
     sink = _sink(services)
     session = manager.open_session(principal.id, sink)
-    response = manager.running_in(session, chat_id)
+    try:
+        # Here or on another instance (shared sessions): a mirror follows it then.
+        response = await manager.running_in_any(session, chat_id)
+    except SessionError as exc:
+        manager.close_session(session)
+        raise as_gateway_error(exc) from None
     if response is not None:
         # Attaches and replays synchronously: nothing is missed or sent twice.
         result = await manager.resume(session, response.id, response.epoch, -1)
@@ -124,11 +129,14 @@ async def ui_stop(request: Request) -> Response:
     # The canceller's own session only hears the Done when nothing else is attached.
     session = manager.open_session(principal.id, _Discard())
     try:
-        response = manager.running_in(session, chat_id)
+        response = await manager.running_in_any(session, chat_id)
         stopped = False
         if response is not None:
+            # Owned elsewhere: the cancel goes to its owner, which closes the upstream.
             await manager.cancel(session, response_id=response.id)
             stopped = True
+    except SessionError as exc:
+        raise as_gateway_error(exc) from None
     finally:
         manager.close_session(session)
     return JSON({"id": chat_id, "stopped": stopped})

@@ -218,18 +218,21 @@ class Instance:
 
 
 @contextlib.asynccontextmanager
-async def key_changes(redis: RedisServer, key: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+async def key_changes(
+    redis: RedisServer, key: str, *, recheck_s: float = 0.5
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """Redis keyspace notifications for ``key``: yields ``changed()``, which returns
-    after the next command that touched it. Subscribe before acting, then re-check
-    whatever you wait for after each change (bound the wait with ``anyio.fail_after``)."""
+    after the next command that touched it, or after ``recheck_s`` at the latest
+    (a notification racing the subscription is not waited for forever). Subscribe
+    before acting, then re-check what you wait for after each ``changed()`` and
+    bound the whole wait with ``anyio.fail_after``."""
     client = aioredis.from_url(redis.url)
     async with client, client.pubsub() as pubsub:
         await client.config_set("notify-keyspace-events", "KA")
         await pubsub.subscribe(f"__keyspace@0__:{key}")
 
         async def changed() -> None:
-            while await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0) is None:
-                pass
+            await pubsub.get_message(ignore_subscribe_messages=True, timeout=recheck_s)
 
         yield changed
 

@@ -188,3 +188,18 @@ async def test_response_ids_are_unguessable_and_distinct(new_manager: ManagerFac
             await manager.cancel(session, response_id=response.id)
             assert response.status is Status.CANCELLED
         assert len(ids) == 4
+
+
+async def test_the_running_response_of_a_conversation_is_found_by_it(
+    new_manager: ManagerFactory,
+) -> None:
+    async with new_manager().running() as manager:
+        session = manager.open_session("alice", ListSink())
+        assert await manager.running_in_any(session, "c") is None
+        response, _ = await manager.create_response(
+            session, "1", produce=Script(), conversation_id="c"
+        )
+        assert await manager.running_in_any(session, "c") is response
+        assert await manager.running_in_any(manager.open_session("bob", ListSink()), "c") is None
+        await manager.cancel(session, response_id=response.id)
+        assert await manager.running_in_any(session, "c") is None

@@ -19,7 +19,15 @@ from structlog.testing import capture_logs
 from gateway.scaleout import codec
 from gateway.scaleout.keys import Keys
 from gateway.scaleout.redis_backend import RedisBackend
-from sessions import Delta, Done, FinishInfo, Response, SessionManager, Status
+from sessions import (
+    ConversationBusy,
+    Delta,
+    Done,
+    FinishInfo,
+    Response,
+    SessionManager,
+    Status,
+)
 from tests.redis_server import RedisServer
 from tests.sessions._support import ListSink, Script, wait
 
@@ -266,3 +274,50 @@ async def test_a_resent_batch_is_skipped_quietly_and_a_real_write_error_is_logge
         failed = [e for e in logs if e["event"] == "sessions.redis_write_failed"]
         assert len(failed) == len(batch) and "WRONGTYPE" in failed[0]["error"]
         await one.redis.delete(one.key)
+
+
+async def test_a_conversation_running_on_one_instance_is_busy_and_found_on_the_other(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        owner_sink = ListSink()
+        on_a = a.open_session("alice", owner_sink)
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script, conversation_id="chat")
+        on_b = b.open_session("alice", ListSink())
+        with pytest.raises(ConversationBusy):
+            await b.create_response(on_b, "r2", produce=Script(), conversation_id="chat")
+        # Another principal's conversation of that id is another conversation.
+        assert await b.running_in_any(b.open_session("bob", ListSink()), "chat") is None
+
+        found = await b.running_in_any(on_b, "chat")
+        assert found is not None and (found.id, found.mirror) == (response.id, True)
+        await b.cancel(on_b, response_id=found.id)
+        await wait(script.exited)  # the owner closed its upstream
+        done = await owner_sink.wait_done(response.id)
+        assert done.status is Status.CANCELLED
+        await b.wait_for(lambda: not found.running)
+        # Ended: the conversation is free on both instances.
+        assert await b.running_in_any(on_b, "chat") is None
+        _, new = await b.create_response(on_b, "r3", produce=Script(), conversation_id="chat")
+        assert new
+
+
+async def test_a_dead_owner_does_not_keep_its_conversation_busy(
+    redis_server: RedisServer,
+) -> None:
+    async with pair(redis_server) as (a, b):
+        on_a = a.open_session("alice", ListSink())
+        await a.create_response(on_a, "r", produce=Script(), conversation_id="chat")
+        backend = a.backend
+        assert isinstance(backend, RedisBackend)
+
+        async def frozen() -> None:
+            return None
+
+        backend._heartbeat_once = frozen  # type: ignore[method-assign]
+        await backend._client().delete(f"{backend._keys.prefix}instance:{backend.instance_id}")
+        _, new = await b.create_response(
+            b.open_session("alice", ListSink()), "r2", produce=Script(), conversation_id="chat"
+        )
+        assert new
