@@ -7,6 +7,7 @@ remembers the id of the session that sink belongs to.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,8 +281,15 @@ class Response:
 
     def relay(self, event: ResponseEvent) -> None:
         """A mirror's next event, as the owner emitted it (seq included)."""
-        if self._state is not State.RUNNING or event.seq != self._seq + 1:
-            return  # ended, or a repeat of what the mirror already holds
+        if self._state is not State.RUNNING:
+            return
+        if type(event) is Done and event.seq > self._seq + 1:
+            # An owner that died after delivering events it never logged: a follower
+            # that had seen them logged ``owner_lost`` past them. This copy holds less,
+            # and it ends right after what it holds.
+            event = dataclasses.replace(event, seq=self._seq + 1)
+        if event.seq != self._seq + 1:
+            return  # a repeat of what the mirror already holds
         if type(event) is Done:
             self._end_with(event)
             return

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes import Scenario
 from tests.gateway.ws._support import Client
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.scaleout._cluster import Instance, cluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -29,12 +29,8 @@ TOKENS = [f" t{i}" for i in range(60)]
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own: it is stopped and restarted."""
-    server = RedisServer()
-    server.start()
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def _ready(instance: Instance) -> dict[str, object]:

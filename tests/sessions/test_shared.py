@@ -6,6 +6,7 @@ epoch), so every path here crosses Redis: claim, stream, pub/sub control.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,14 +39,21 @@ _prefixes = itertools.count()
 
 @asynccontextmanager
 async def pair(redis: RedisServer) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
-    prefix = f"shared{next(_prefixes)}:"
-
-    def manager() -> SessionManager:
-        backend = RedisBackend(redis.url, window_s=5, prefix=prefix, lease_s=1.0)
-        return SessionManager(resume_window_s=5, backend=backend)
-
-    async with manager().running() as a, manager().running() as b:
+    async with instances(redis, 2) as (a, b):
         yield a, b
+
+
+@asynccontextmanager
+async def instances(redis: RedisServer, count: int) -> AsyncIterator[list[SessionManager]]:
+    """``count`` managers, each an instance of its own, sharing one key prefix."""
+    prefix = f"shared{next(_prefixes)}:"
+    async with contextlib.AsyncExitStack() as stack:
+        managers = []
+        for _ in range(count):
+            backend = RedisBackend(redis.url, window_s=5, prefix=prefix, lease_s=1.0)
+            manager = SessionManager(resume_window_s=5, backend=backend)
+            managers.append(await stack.enter_async_context(manager.running()))
+        yield managers
 
 
 async def test_resume_on_another_instance_gets_the_rest_exactly_once(
@@ -321,3 +329,52 @@ async def test_a_dead_owner_does_not_keep_its_conversation_busy(
             b.open_session("alice", ListSink()), "r2", produce=Script(), conversation_id="chat"
         )
         assert new
+
+
+async def test_an_owner_dead_before_logging_what_it_delivered_still_ends_every_reader(
+    redis_server: RedisServer,
+) -> None:
+    async with instances(redis_server, 3) as (a, b, c):
+        own = ListSink()
+        on_a = a.open_session("alice", own)
+        script = Script()
+        response, _ = await a.create_response(on_a, "r", produce=script)
+        backend = a.backend
+        assert isinstance(backend, RedisBackend)
+        script.feed("a", "b")
+        await script.wait_emitted(2)
+        with anyio.fail_after(2):
+            await backend._flushed()  # 0..2 are logged
+        released = anyio.Event()
+
+        async def stalled(batch: object) -> None:
+            await released.wait()
+
+        backend._write = stalled  # type: ignore[method-assign]
+        script.feed("c", "d")  # delivered on A (seqs 3, 4), never logged
+        await own.wait_for(lambda _: own.texts(response.id) == ["a", "b", "c", "d"])
+
+        async def frozen() -> None:
+            return None
+
+        backend._heartbeat_once = frozen  # type: ignore[method-assign]
+        await backend._client().delete(f"{backend._keys.prefix}instance:{backend.instance_id}")
+        # A's client resumes on B with all it saw: owner_lost comes after seq 4.
+        seen = ListSink()
+        result = await b.resume(b.open_session("alice", seen), response.id, response.epoch, 4)
+        assert result.recovered
+        with anyio.fail_after(10):
+            done = await _done(seen, response.id)
+        assert (done.status, done.reason, done.seq) == (Status.FAILED, "owner_lost", 5)
+        # A reader from the start on C gets what was logged, then its end, right after.
+        late = ListSink()
+        result = await c.resume(c.open_session("alice", late), response.id, response.epoch, -1)
+        assert result.recovered
+        with anyio.fail_after(10):
+            done = await _done(late, response.id)
+        assert (done.reason, late.texts(response.id), late.seqs(response.id)) == (
+            "owner_lost",
+            ["a", "b"],
+            [0, 1, 2, 3],
+        )
+        released.set()
