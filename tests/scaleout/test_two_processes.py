@@ -186,3 +186,28 @@ async def test_the_same_request_id_on_a_and_b_makes_one_upstream_call(
         assert len(c.upstream.requests) == 1
         await on_a.aclose()
         await on_b.aclose()
+
+
+async def test_sigterm_of_a_ends_b_s_follower_server_shutdown_not_owner_lost(
+    redis_server: RedisServer,
+) -> None:
+    """A graceful stop flushes the owner's last events and Done to Redis before its lease
+    goes: a follower elsewhere learns the real end, not ``owner_lost``."""
+    async with cluster(redis_server) as c:
+        c.upstream.queue(Scenario(tokens=TOKENS * 20, delay_s=0.05))  # outlasts the drain
+        first = await c.a.open()
+        await first.create("hello")
+        created = await first.next("response.created", within=WAIT_S)
+        response_id, epoch = created["response_id"], created["epoch"]
+        follower = await c.b.open()
+        await follower.send("response.resume", response_id=response_id, epoch=epoch, last_seq=-1)
+        assert (await follower.next("resume.result", within=WAIT_S))["recovered"]
+        await follower.next("response.output_text.delta", within=WAIT_S)
+
+        assert await c.a.stop() == 0  # drain (3 s here), then the answer is cut
+        frames = await follower.frames_of(response_id)
+        done = frames[-1]
+        assert (done["status"], done["reason"]) == ("incomplete", "server_shutdown")
+        text = _text([f for f in follower.frames if f.get("response_id") == response_id])
+        assert text and "".join(TOKENS * 20).startswith(text)
+        await follower.aclose()
