@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.fakes import Scenario
-from tests.gateway.ws._support import Frame
+from tests.gateway.ws._support import Client, Frame
 from tests.redis_server import RedisServer
 from tests.scaleout._cluster import Cluster, cluster
 
@@ -117,21 +117,30 @@ def _increasing(frames: list[Frame]) -> list[int]:
     return seqs
 
 
+async def _followed(
+    c: Cluster, tokens: list[str], *, deltas: int
+) -> tuple[Client, Client, str, int]:
+    """A paced answer started on A and followed on B from its start, ``deltas`` read on
+    B: (A's client, B's client, response id, epoch)."""
+    c.upstream.queue(Scenario(tokens=tokens, delay_s=0.05))
+    first = await c.a.open()
+    await first.create("hello")
+    created = await first.next("response.created", within=WAIT_S)
+    response_id, epoch = created["response_id"], created["epoch"]
+    follower = await c.b.open()
+    await follower.send("response.resume", response_id=response_id, epoch=epoch, last_seq=-1)
+    assert (await follower.next("resume.result", within=WAIT_S))["recovered"]
+    for _ in range(deltas):
+        await follower.next("response.output_text.delta", within=WAIT_S)
+    return first, follower, response_id, epoch
+
+
 async def test_sigkill_a_mid_answer_followers_on_b_get_what_a_published_then_owner_lost(
     redis_server: RedisServer,
 ) -> None:
     async with cluster(redis_server) as c:
-        c.upstream.queue(Scenario(tokens=TOKENS * 10, delay_s=0.05))
-        first = await c.a.open()
-        await first.create("hello")
-        created = await first.next("response.created", within=WAIT_S)
-        response_id, epoch = created["response_id"], created["epoch"]
         # A follower on B from the start, live when A dies.
-        follower = await c.b.open()
-        await follower.send("response.resume", response_id=response_id, epoch=epoch, last_seq=-1)
-        assert (await follower.next("resume.result", within=WAIT_S))["recovered"]
-        for _ in range(3):
-            await follower.next("response.output_text.delta", within=WAIT_S)
+        first, follower, response_id, epoch = await _followed(c, TOKENS * 10, deltas=3)
 
         assert await c.a.kill() == -9
         killed = time.monotonic()
@@ -194,15 +203,8 @@ async def test_sigterm_of_a_ends_b_s_follower_server_shutdown_not_owner_lost(
     """A graceful stop flushes the owner's last events and Done to Redis before its lease
     goes: a follower elsewhere learns the real end, not ``owner_lost``."""
     async with cluster(redis_server) as c:
-        c.upstream.queue(Scenario(tokens=TOKENS * 20, delay_s=0.05))  # outlasts the drain
-        first = await c.a.open()
-        await first.create("hello")
-        created = await first.next("response.created", within=WAIT_S)
-        response_id, epoch = created["response_id"], created["epoch"]
-        follower = await c.b.open()
-        await follower.send("response.resume", response_id=response_id, epoch=epoch, last_seq=-1)
-        assert (await follower.next("resume.result", within=WAIT_S))["recovered"]
-        await follower.next("response.output_text.delta", within=WAIT_S)
+        # Long enough to outlast the drain.
+        first, follower, response_id, _ = await _followed(c, TOKENS * 20, deltas=1)
 
         assert await c.a.stop() == 0  # drain (3 s here), then the answer is cut
         frames = await follower.frames_of(response_id)
@@ -211,3 +213,4 @@ async def test_sigterm_of_a_ends_b_s_follower_server_shutdown_not_owner_lost(
         text = _text([f for f in follower.frames if f.get("response_id") == response_id])
         assert text and "".join(TOKENS * 20).startswith(text)
         await follower.aclose()
+        await first.aclose()
