@@ -57,14 +57,15 @@ return 1
 """
 )
 
-# KEYS[1..n] sockets zsets; ARGV[1] lease ms, ARGV[2..n+1] members. Re-scores them
-# (XX: a socket released meanwhile is not added back).
+# KEYS[1..n] sockets zsets; ARGV[1] lease ms, ARGV[2..n+1] members. Re-scores them,
+# adding those missing: a socket admitted while Redis was unreachable counts again once
+# it is back (one released during this very refresh may linger for one lease).
 _REFRESH = (
     _NOW_MS
     + """
 local lease = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + lease, ARGV[i + 1])
+  redis.call('ZADD', key, now + lease, ARGV[i + 1])
   redis.call('PEXPIRE', key, 2 * lease)
 end
 return #KEYS

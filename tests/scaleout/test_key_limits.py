@@ -11,7 +11,7 @@ import pytest
 
 from gateway.scaleout.limits import RedisKeyLimits
 from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -68,3 +68,24 @@ async def test_a_dead_instances_sockets_lapse_after_the_lease(redis_server: Redi
         await anyio.sleep(lease_s * 1.5)
         assert await survivor.admit_socket("k", "s2", 2)
         assert not await survivor.admit_socket("k", "s3", 2)
+
+
+async def test_with_redis_unreachable_the_shared_limits_fail_open_and_come_back() -> None:
+    lease_s = 0.6
+    with running_redis() as server:
+        limits = _redis(server, "kl-outage:", "i1", lease_s=lease_s)
+        async with limits.running():
+            assert [await limits.take("k", 0.01, 1) for _ in range(2)][1] > 0
+            assert await limits.admit_socket("k", "s1", 1)
+            server.stop()
+            # Each instance's own limits still apply meanwhile (the per-socket bucket,
+            # the local per-key count); the shared ones do not refuse.
+            assert await limits.take("k", 0.01, 1) == 0.0
+            assert await limits.admit_socket("k", "s2", 1)
+            server.start()  # same port, data kept
+            assert await limits.take("k", 0.01, 1) > 0
+            await limits.release_socket("k", "s1")
+            # The socket admitted during the outage is counted again by the next
+            # refresh (every third of the lease): time passing is what is tested.
+            await anyio.sleep(lease_s)
+            assert not await limits.admit_socket("k", "s3", 1)
