@@ -59,7 +59,7 @@ return 1
 
 # KEYS[1..n] sockets zsets; ARGV[1] lease ms, ARGV[2..n+1] members. Re-scores them,
 # adding those missing: a socket admitted while Redis was unreachable counts again once
-# it is back (one released during this very refresh may linger for one lease).
+# it is back (one released during this very refresh is removed again right after).
 _REFRESH = (
     _NOW_MS
     + """
@@ -185,6 +185,13 @@ class RedisKeyLimits:
                     keys=[self._keys.sockets(key) for key in mine.values()],
                     args=[self._lease_ms, *mine.keys()],
                 )
+                # Released while the refresh was under way: it may have re-added them.
+                gone = [(m, key) for m, key in mine.items() if m not in self._mine]
+                if gone:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for member, key in gone:
+                            pipe.zrem(self._keys.sockets(key), member)
+                        await pipe.execute()
             except _UNREACHABLE:
                 continue
 
