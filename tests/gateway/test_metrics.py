@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -162,3 +163,124 @@ async def test_two_apps_in_one_process_keep_their_own_counts() -> None:
         async with httpx.AsyncClient(base_url=second.base) as http:
             samples = await scrape(http)
     assert not any(name == "gateway_chat_requests_total" for name, _ in samples)
+
+
+async def test_a_fallback_tokens_in_and_the_duration_are_counted() -> None:
+    upstream = FakeUpstream()
+    upstream.queue(Scenario(status=503))
+    async with ws.fake_upstream("openai", upstream) as (_, overrides):
+        config = {
+            **overrides,
+            "retry": {"max_attempts": 1},
+            "fallbacks": {"gpt-4o-mini": ["demo/echo"]},
+        }
+        async with ws.gateway(**config) as gw, httpx.AsyncClient(base_url=gw.base) as http:
+            fell_back = await http.post(
+                "/api/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": ws.user("one two three")},
+            )
+            assert fell_back.status_code == 200, fell_back.text
+            upstream.queue(Scenario(usage=(11, 4)))
+            direct = await http.post(
+                "/api/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": ws.user("hi")},
+            )
+            assert direct.status_code == 200, direct.text
+            samples = await scrape(http)
+    assert len(upstream.requests) == 2
+    assert (
+        value(
+            samples, "gateway_upstream_fallbacks_total", from_provider="openai", to_provider="demo"
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples, "gateway_tokens_total", direction="in", provider="openai", model="gpt-4o-mini"
+        )
+        == 11
+    )
+    # The demo provider counts words in: the fallback's tokens are its own.
+    assert value(samples, "gateway_tokens_total", direction="in", provider="demo", model="echo") > 0
+    for provider in ("openai", "demo"):
+        count = value(
+            samples,
+            "gateway_request_duration_seconds_count",
+            transport="http",
+            provider=provider,
+        )
+        assert count == 1, provider
+
+
+async def test_the_circuit_gauge_shows_an_open_breaker() -> None:
+    upstream = FakeUpstream(Scenario(status=503))
+    async with ws.fake_upstream("openai", upstream) as (_, overrides):
+        config = {
+            **overrides,
+            "retry": {"max_attempts": 1},
+            "circuit_breaker": {"failure_threshold": 2, "open_s": 60},
+        }
+        async with ws.gateway(**config) as gw, httpx.AsyncClient(base_url=gw.base) as http:
+            states = []
+            for _ in range(3):
+                failed = await http.post(
+                    "/api/v1/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": ws.user("hi")},
+                )
+                assert failed.status_code == 503, failed.text
+                states.append(value(await scrape(http), "gateway_circuit_state", provider="openai"))
+    # Closed after one failure, open (2) after the threshold; the third never reached it.
+    assert states == [0, 2, 2]
+    assert len(upstream.requests) == 2
+
+
+async def test_merged_deltas_and_a_4013_close_are_counted() -> None:
+    tokens = [f" {i:04d}" + "y" * 195 for i in range(1000)]
+    async with ws.fake_upstream() as (upstream, overrides):
+        upstream.queue(Scenario(tokens=tokens, delay_s=0.005))
+        async with ws.gateway(
+            outbox_max_bytes=64 * 1024,
+            outbox_drain_timeout_ms=400,
+            resume_window_ms=0,
+            send_buffer=ws.SMALL_BUFFER,
+            **overrides,
+        ) as gw:
+            client = await ws.stalled_client(gw)
+            outbox = ws.only_outbox(gw)
+            await client.create("hi", model="openai/gpt-4o-mini")  # and never read again
+            (record,) = await upstream.wait_for_requests(1)
+            with anyio.fail_after(5):
+                await record.ended.wait()  # the gateway gave up on the client
+            assert await client.closed() == 4013
+            assert gw.services.sockets is not None
+            with anyio.fail_after(5):
+                await gw.services.sockets.wait_empty()  # the socket's end is counted
+            async with httpx.AsyncClient(base_url=gw.base) as http:
+                samples = await scrape(http)
+    assert outbox.merged > 0
+    assert value(samples, "gateway_ws_deltas_merged_total") == outbox.merged
+    assert value(samples, "gateway_ws_closes_total", code="4013") == 1
+    assert value(samples, "gateway_ws_frames_sent_total") == outbox.frames_sent
+
+
+async def test_a_successful_resume_is_counted_as_recovered() -> None:
+    async with ws.fake_upstream() as (upstream, overrides):
+        upstream.queue(Scenario(tokens=[f"t{i} " for i in range(40)], delay_s=0.01))
+        async with (
+            ws.gateway(resume_window_ms=5_000, **overrides) as gw,
+            httpx.AsyncClient(base_url=gw.base) as http,
+        ):
+            client = await gw.open()
+            await client.create("hi", model="openai/gpt-4o-mini")
+            created = await client.next("response.created")
+            delta = await client.next("response.output_text.delta")
+            await client.aclose()
+            again = await gw.open()
+            result = await again.resume(created, delta["seq"])
+            assert result["recovered"] is True
+            frames = await again.frames_of(created["response_id"])
+            assert frames[-1]["status"] == "completed"
+            await again.aclose()
+            samples = await scrape(http)
+    assert value(samples, "gateway_resume_attempts_total", recovered="true") == 1
+    assert value(samples, "gateway_resume_attempts_total", recovered="false") == 0
