@@ -1,4 +1,5 @@
-"""docs/protocol.md lists every error code and close code the WebSocket can send.
+"""docs/protocol.md lists every error code, close code and ``response.done`` reason the
+WebSocket can send.
 
 A code added to ``gateway/errors.py`` or ``gateway/ws/close_codes.py`` without a line in
 the protocol document fails here.
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from gateway import errors
 from gateway.ws import close_codes
+from sessions import Reason
 
 DOC = (Path(__file__).parents[3] / "docs" / "protocol.md").read_text(encoding="utf-8")
 
@@ -91,3 +93,10 @@ def test_every_close_code_is_in_the_close_code_table() -> None:
     assert sent, "no close codes found in gateway/ws/close_codes.py"
     assert not sent - documented, f"close codes missing from the table: {sorted(sent - documented)}"
     assert documented - sent == CLOSED_BY_THE_WEBSOCKET_LAYER
+
+
+def test_every_done_reason_is_in_the_status_table() -> None:
+    table = _section("| `status` | `reason` | when |", "\n\n")
+    documented = set(re.findall(r"^\| `[a-z]+` \| `([a-z_]+)` \|", table, re.MULTILINE))
+    missing = sorted({reason.value for reason in Reason} - documented)
+    assert not missing, f"response.done reasons missing from the status table: {missing}"
