@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import openai
+import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
@@ -128,6 +129,30 @@ async def test_http_refuses_revoked_keys_and_models_outside_the_allowlist() -> N
     assert BETA not in revoked.value.message
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True])
+async def test_http_refuses_an_expired_key_with_a_typed_401_that_never_echoes_it(
+    stream: bool,
+) -> None:
+    config = keys({"key": ALPHA, "expires_at": "2020-01-01T00:00:00Z"}, {"key": BETA})
+    body = {"model": "demo/echo", "messages": http_support.user("hi"), "stream": stream}
+    async with http_support.gateway(**config) as gw, gw.http() as http:
+        expired = await http.post(
+            "/api/v1/chat/completions", json=body, headers={"authorization": f"Bearer {ALPHA}"}
+        )
+        valid = await http.post(
+            "/api/v1/chat/completions", json=body, headers={"authorization": f"Bearer {BETA}"}
+        )
+    assert expired.status_code == 401
+    assert expired.headers["www-authenticate"] == "Bearer"
+    error = expired.json()["error"]
+    assert (error["type"], error["code"]) == ("authentication_error", "unauthorized")
+    assert "expired" in error["message"]
+    assert ALPHA not in expired.text
+    assert not any(ALPHA in v for v in expired.headers.values())
+    assert valid.status_code == 200, valid.text
+
+
 # --- over a real WebSocket --------------------------------------------------------------
 
 
@@ -140,6 +165,32 @@ async def test_ws_refuses_expired_keys_at_the_handshake() -> None:
         assert info.value.response.status_code == 401
         assert b"expired" in info.value.response.body
         client = await gw.open(additional_headers={"authorization": f"Bearer {BETA}"})
+        await client.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("carrier", ["header", "subprotocol"])
+async def test_ws_refuses_revoked_keys_at_the_handshake(carrier: str) -> None:
+    config = keys({"key": ALPHA, "revoked": True}, {"key": BETA})
+
+    def credentials(key: str) -> dict[str, Any]:
+        if carrier == "header":
+            return {"additional_headers": {"authorization": f"Bearer {key}"}}
+        return {"subprotocols": [ws_support.PROTOCOL, f"bearer.{key}"]}
+
+    async with ws_support.gateway(**config) as gw:
+        with pytest.raises(InvalidStatus) as info:
+            await gw.open(**credentials(ALPHA))
+        response = info.value.response
+        assert response.status_code == 401
+        error = orjson.loads(response.body)["error"]
+        assert (error["type"], error["code"]) == ("authentication_error", "unauthorized")
+        assert "revoked" in error["message"]
+        assert ALPHA.encode() not in response.body
+        assert gw.services.sockets is not None and len(gw.services.sockets) == 0
+        client = await gw.open(**credentials(BETA))
+        await client.send("ping", ts=1)
+        assert (await client.next("pong"))["ts"] == 1
         await client.aclose()
 
 
