@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import httpx
+import orjson
 import pytest
 import structlog
 
@@ -18,6 +20,7 @@ from gateway.providers import ProviderRegistry
 from gateway.providers.base import ChatMessage, ChatRequest
 from gateway.router import Router
 from gateway.settings import load_settings
+from tests.fakes import Scenario
 from tests.gateway.http import _support as http_support
 from tests.gateway.ws import _support as ws_support
 
@@ -111,3 +114,61 @@ async def test_a_websocket_client_learns_no_address() -> None:
             await client.aclose()
     assert "upstream_unavailable" in str(frame)
     assert port not in str(client.frames) and "127.0.0.1" not in str(client.frames)
+
+
+# --- other failures: a reset mid-stream, a first-token timeout ---------------------------
+
+FAULTS = {
+    # After two chunks the fake aborts the connection (no terminator).
+    "reset mid-stream": (Scenario(reset_after=2), "upstream_error"),
+    # Connected, but nothing ever comes: the first-token deadline fires.
+    "first-token timeout": (Scenario(stall_after=0), "upstream_timeout"),
+}
+FAST_TIMEOUTS = {"connect_s": 2.0, "first_token_s": 0.3, "between_tokens_s": 2.0, "total_s": 8.0}
+
+
+async def _client_sees(
+    transport: str, gw: ws_support.Gateway, model: str
+) -> tuple[str, dict[str, Any]]:
+    """Everything the client read for one failed request, and the error in it."""
+    if transport == "sse":
+        async with httpx.AsyncClient(base_url=gw.base, timeout=10) as http:
+            body = {"model": model, "messages": http_support.user("Hi"), "stream": True}
+            response = await http.post("/api/v1/chat/completions", json=body)
+        text = f"{response.headers!r}\n{response.text}"
+        if response.status_code != 200:  # failed before the first token: a plain error
+            return text, response.json()["error"]
+        data = [e.removeprefix("data: ") for e in response.text.split("\n\n") if e.strip()]
+        assert data[-1] == "[DONE]", data[-3:]
+        return text, orjson.loads(data[-2])["error"]
+    client = await gw.open()
+    try:
+        collected = await client.response(await client.create("Hi", model=model), within=10)
+    finally:
+        await client.aclose()
+    assert collected.done["status"] == "failed", collected.done
+    return orjson.dumps(client.frames).decode(), collected.done["error"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+async def test_other_failures_name_provider_and_kind_but_no_address(
+    provider: str, fault: str, transport: str
+) -> None:
+    scenario, code = FAULTS[fault]
+    async with ws_support.fake_upstream(provider) as (upstream, overrides):
+        upstream.queue(scenario)
+        config = ws_support.settings(
+            retry=ONE_ATTEMPT, timeouts=FAST_TIMEOUTS, ws_default_agent="", **overrides
+        )
+        async with ws_support.gateway(config) as gw:
+            seen, error = await _client_sees(transport, gw, f"{provider}/{PROVIDERS[provider][0]}")
+        (record,) = upstream.requests
+    base = next(v for k, v in overrides.items() if k.endswith("_base_url"))
+    host_port = base.removeprefix("http://").split("/", 1)[0]
+    port = host_port.rsplit(":", 1)[1]
+    assert error["code"] == code
+    assert provider in error["message"].lower(), error  # the provider, and the kind (code)
+    assert host_port not in seen and f":{port}" not in seen and "127.0.0.1" not in seen
+    assert record.path not in seen, record.path
