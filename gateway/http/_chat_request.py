@@ -1,16 +1,19 @@
 """The OpenAI chat completion request, validated once at the edge.
 
 Messages, tools, tool choice and output format are the shared models of
-:mod:`gateway.chat_input` (the WebSocket takes the same). Every parameter of the
-OpenAI API is either carried to the provider -- which refuses what it cannot
-honour (``unsupported_parameter``) -- or, for the few the gateway cannot carry at
-all (:data:`_NOT_CARRIED`), refused here when set. Other unknown top-level fields
-are ignored as before. ``agent`` is the gateway's extension.
+:mod:`gateway.chat_input` (the WebSocket takes the same). Nothing a request asks
+for is dropped: every top-level field is either modelled and carried to the
+provider -- which refuses what it cannot honour (``unsupported_parameter``) -- or
+refused here, naming it, with ``unsupported_parameter``: the few OpenAI
+parameters whose answers the gateway cannot relay (:data:`_NOT_CARRIED`), and any
+field it does not know at all. The OpenAI-only parameters that act on the request
+alone (:data:`~gateway.providers.base.PASSTHROUGH_PARAMS`) are carried as they are
+in :attr:`ChatOptions.passthrough`. ``agent`` is the gateway's extension.
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -19,43 +22,59 @@ from gateway import client_json
 from gateway.chat_input import (
     MessageIn,
     ResponseFormatIn,
+    TextContent,
     ToolChoiceIn,
     ToolIn,
     to_messages,
     to_options,
 )
 from gateway.errors import UnsupportedParameter, ValidationFailed
-from gateway.providers.base import ChatMessage, ChatOptions, ChatParams
+from gateway.providers.base import PASSTHROUGH_PARAMS, ChatMessage, ChatOptions, ChatParams
 
-# OpenAI parameters no provider path of the gateway carries: refused when set, so a
-# client never gets an answer to a different question than the one it asked.
-_NOT_CARRIED = (
-    "functions",
-    "function_call",
-    "logit_bias",
-    "audio",
-    "modalities",
-    "prediction",
-    "web_search_options",
-    "metadata",
-    "store",
-    "service_tier",
-    "verbosity",
-)
+# OpenAI parameters whose answers come back in a shape no encoder of the gateway
+# relays (audio, legacy function_call deltas, url citations, moderation results):
+# refused when set, so a client never gets an answer with parts missing. Besides
+# null, the values listed ask for nothing (the defaults) and are accepted.
+_NOT_CARRIED: dict[str, tuple[object, ...]] = {
+    "functions": ([],),
+    "function_call": ("none", "auto"),
+    "audio": (),
+    "modalities": (["text"],),
+    "web_search_options": (),
+    "moderation": (),
+}
 
 _MAX_REPORTED_ERRORS = 3
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
+class _PromptCacheOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["implicit", "explicit"] | None = None
+    ttl: Literal["30m"] | None = None
+
+
+class _Prediction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["content"]
+    content: str | list[TextContent]
+
+
 class _StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     include_usage: bool = False
+    # OpenAI pads its own stream against length side channels; the gateway's stream is
+    # its own, so only "no padding" can be honoured (refused in parse_body otherwise).
+    include_obfuscation: bool | None = None
 
 
 class ChatCompletionBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Unknown fields never get here (parse_body refuses them by name); forbid anyway.
+    model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(None, min_length=1)
     messages: list[MessageIn] = Field(min_length=1)
@@ -79,6 +98,17 @@ class ChatCompletionBody(BaseModel):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     n: int | None = Field(None, ge=1, le=128)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    # PASSTHROUGH_PARAMS: OpenAI's own, carried to it as they are (others refuse them).
+    safety_identifier: str | None = Field(None, min_length=1, max_length=64)
+    prompt_cache_key: str | None = Field(None, min_length=1)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: _PromptCacheOptions | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    store: bool | None = None
+    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(None, max_length=16)
+    verbosity: Literal["low", "medium", "high"] | None = None
+    prediction: _Prediction | None = None
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -108,6 +138,12 @@ class ChatCompletionBody(BaseModel):
             frequency_penalty=self.frequency_penalty,
             n=self.n,
             reasoning_effort=self.reasoning_effort,
+            passthrough=tuple(
+                (name, value)
+                for name, value in self.model_dump(
+                    mode="json", include=set(PASSTHROUGH_PARAMS), exclude_none=True
+                ).items()
+            ),
         )
 
     def params(self) -> ChatParams:
@@ -125,9 +161,25 @@ def parse_body(raw: bytes) -> ChatCompletionBody:
     UnsupportedParameter (400) for an OpenAI parameter the gateway cannot carry."""
     data = client_json.loads(raw, what="the request body")
     if isinstance(data, dict):
-        for name in _NOT_CARRIED:
-            if data.get(name) not in (None, False, [], {}, ["text"], "auto"):
-                raise UnsupportedParameter(f"'{name}' is not supported by this gateway", param=name)
+        for name, value in data.items():
+            if name in _NOT_CARRIED:
+                if value is not None and value not in _NOT_CARRIED[name]:
+                    raise UnsupportedParameter(
+                        f"'{name}' is not supported by this gateway", param=name
+                    )
+            elif name not in ChatCompletionBody.model_fields:
+                raise UnsupportedParameter(
+                    f"'{str(name)[:64]}' is not a parameter this gateway supports",
+                    param=str(name)[:64],
+                )
+        data = {name: value for name, value in data.items() if name not in _NOT_CARRIED}
+        options = data.get("stream_options")
+        if isinstance(options, dict) and options.get("include_obfuscation"):
+            raise UnsupportedParameter(
+                "'stream_options.include_obfuscation' is not supported: the gateway's "
+                "stream is its own",
+                param="stream_options.include_obfuscation",
+            )
     return _validate(data, ChatCompletionBody)
 
 

@@ -180,6 +180,10 @@ class ChatOptions:
     frequency_penalty: float | None = None
     n: int | None = None
     reasoning_effort: str | None = None
+    # OpenAI-only chat-completions parameters (:data:`PASSTHROUGH_PARAMS`), as the
+    # client sent them: the OpenAI adapter puts them in the body unchanged, every
+    # other adapter refuses them by name.
+    passthrough: tuple[tuple[str, Any], ...] = ()
 
     def given(self) -> list[str]:
         """The wire names of the options that are set (``n: 1`` and ``logprobs: false`` are
@@ -192,6 +196,7 @@ class ChatOptions:
             if value is None or (name == "n" and value == 1) or (name == "logprobs" and not value):
                 continue
             names.append(name)
+        names.extend(name for name, _ in self.passthrough)
         return names
 
 
@@ -207,6 +212,21 @@ _OPTION_NAMES = (
     "frequency_penalty",
     "n",
     "reasoning_effort",
+)
+
+# Chat-completions parameters only OpenAI has that act on the request alone (nothing
+# new comes back that the gateway would have to relay): carried to OpenAI as they are.
+PASSTHROUGH_PARAMS = (
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "service_tier",
+    "store",
+    "metadata",
+    "verbosity",
+    "prediction",
+    "logit_bias",
 )
 
 

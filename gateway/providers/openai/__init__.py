@@ -22,7 +22,7 @@ from gateway.providers._sdk import (
     post_json,
 )
 from gateway.providers._support import Support
-from gateway.providers.base import ChatRequest, Completion, ModelInfo
+from gateway.providers.base import PASSTHROUGH_PARAMS, ChatRequest, Completion, ModelInfo
 from gateway.providers.openai import decode
 from gateway.providers.openai.errors import NAME as _NAME
 from gateway.providers.openai.errors import translate
@@ -34,7 +34,8 @@ _PLACEHOLDER_KEY = "unused"
 
 # The contract is modelled on Chat Completions: everything passes through, streamed
 # or not (several choices and per-token logprobs too: the SSE encoder writes each
-# choice's chunks; the WebSocket and UI protocols do not take these parameters).
+# choice's chunks; the WebSocket and UI protocols do not take these parameters), and
+# the OpenAI-only parameters that act on the request alone (PASSTHROUGH_PARAMS).
 SUPPORT = Support(
     _NAME,
     options=frozenset(
@@ -51,6 +52,7 @@ SUPPORT = Support(
             "n",
             "logprobs",
             "top_logprobs",
+            *PASSTHROUGH_PARAMS,
         }
     ),
 )

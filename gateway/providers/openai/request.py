@@ -113,6 +113,7 @@ def _options(body: dict[str, Any], options: ChatOptions) -> None:
         value = getattr(options, name)
         if value is not None:
             body[name] = value
+    body.update(options.passthrough)
 
 
 def _function(

@@ -367,7 +367,9 @@ UNSUPPORTED = [
     ("ollama", {"tools": TOOLS, "tool_choice": "required"}, "tool_choice"),
     ("ollama", {"tools": TOOLS, "parallel_tool_calls": False}, "parallel_tool_calls"),
     ("ollama", {"messages": "https-image"}, "messages"),
-    ("openai", {"logit_bias": {"50256": -100}}, "logit_bias"),
+    ("openai", {"web_search_options": {}}, "web_search_options"),
+    ("openai", {"modalities": ["text", "audio"]}, "modalities"),
+    ("anthropic", {"logit_bias": {"50256": -100}}, "logit_bias"),
 ]
 
 
