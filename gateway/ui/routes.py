@@ -18,6 +18,7 @@ never sees or stops another's chat.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.requests import ClientDisconnect, Request
@@ -124,7 +125,8 @@ async def ui_resume(request: Request) -> Response:
 
 async def ui_stop(request: Request) -> Response:
     principal = require_principal(request)
-    manager = _manager(services_of(request))
+    services = services_of(request)
+    manager = _manager(services)
     chat_id = _chat_id(request)
     # The canceller's own session only hears the Done when nothing else is attached.
     session = manager.open_session(principal.id, _Discard())
@@ -133,7 +135,10 @@ async def ui_stop(request: Request) -> Response:
         stopped = False
         if response is not None:
             # Owned elsewhere: the cancel goes to its owner, which closes the upstream.
+            started = time.perf_counter()
             await manager.cancel(session, response_id=response.id)
+            # A Stop is a client's cancel like the socket's response.cancel: counted alike.
+            services.metrics.cancelled("ui", time.perf_counter() - started)
             stopped = True
     except SessionError as exc:
         raise as_gateway_error(exc) from None

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.fakes.openai import create_app as openai_fake
+from tests.gateway.ui import _support as ui
 from tests.gateway.ws import _support as ws
 
 pytestmark = pytest.mark.anyio
@@ -284,3 +285,23 @@ async def test_a_successful_resume_is_counted_as_recovered() -> None:
             samples = await scrape(http)
     assert value(samples, "gateway_resume_attempts_total", recovered="true") == 1
     assert value(samples, "gateway_resume_attempts_total", recovered="false") == 0
+
+
+async def test_a_ui_stop_is_counted_as_a_cancel() -> None:
+    slow = Scenario(tokens=[f" t{i}" for i in range(400)], delay_s=0.01)
+    async with ws.fake_upstream() as (upstream, overrides), ws.gateway(**overrides) as gw:
+        upstream.queue(slow)
+        async with httpx.AsyncClient(base_url=gw.base, timeout=10) as http:
+            url = "/api/v1/ui/chat"
+            async with ui.open_stream(
+                http, "POST", url, json=ui.body("x", model="openai/gpt-4o-mini")
+            ) as parts:
+                await parts.until("text-delta")
+                stop = await http.post(f"{url}/chat-1/stop")
+                assert stop.json() == {"id": "chat-1", "stopped": True}
+                await parts.rest()
+            # Nothing running: a second Stop stops nothing and is not counted.
+            assert (await http.post(f"{url}/chat-1/stop")).json()["stopped"] is False
+            samples = await scrape(http)
+    assert value(samples, "gateway_cancels_total", transport="ui") == 1
+    assert value(samples, "gateway_cancel_latency_seconds_count", transport="ui") == 1
