@@ -13,7 +13,7 @@ in :attr:`ChatOptions.passthrough`. ``agent`` is the gateway's extension.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -168,10 +168,7 @@ def parse_body(raw: bytes) -> ChatCompletionBody:
                         f"'{name}' is not supported by this gateway", param=name
                     )
             elif name not in ChatCompletionBody.model_fields:
-                raise UnsupportedParameter(
-                    f"'{str(name)[:64]}' is not a parameter this gateway supports",
-                    param=str(name)[:64],
-                )
+                _refuse_unknown(name)
         data = {name: value for name, value in data.items() if name not in _NOT_CARRIED}
         options = data.get("stream_options")
         if isinstance(options, dict) and options.get("include_obfuscation"):
@@ -183,9 +180,21 @@ def parse_body(raw: bytes) -> ChatCompletionBody:
     return _validate(data, ChatCompletionBody)
 
 
-def parse_json_body(raw: bytes, model: type[_Body]) -> _Body:
-    """A JSON request body as ``model``: the HTTP API's one way of reporting bad bodies."""
-    return _validate(client_json.loads(raw, what="the request body"), model)
+def parse_json_body(raw: bytes, model: type[_Body], *, known_only: bool = False) -> _Body:
+    """A JSON request body as ``model``: the HTTP API's one way of reporting bad bodies.
+    ``known_only``: a top-level field ``model`` does not declare is an
+    UnsupportedParameter (400) naming it, never ignored."""
+    data = client_json.loads(raw, what="the request body")
+    if known_only and isinstance(data, dict):
+        for name in data:
+            if name not in model.model_fields:
+                _refuse_unknown(name)
+    return _validate(data, model)
+
+
+def _refuse_unknown(name: object) -> NoReturn:
+    shown = str(name)[:64]
+    raise UnsupportedParameter(f"'{shown}' is not a parameter this gateway supports", param=shown)
 
 
 def _validate(data: object, model: type[_Body]) -> _Body:

@@ -14,7 +14,9 @@ produced, sources, ``data-*``) are dropped. What cannot be passed on faithfully
 (other files, a tool call without its result yet) is refused with a 422 naming
 the message, never silently dropped: a conversation with a part missing would
 mean something else to the model.
-Unknown top-level fields are ignored, as the SDK lets apps add their own.
+A top-level field the body does not declare is refused with
+``unsupported_parameter`` naming it, never ignored (#11): an app adding its own
+``body`` fields gets told, instead of an answer that silently lacks them.
 """
 
 from __future__ import annotations
@@ -163,7 +165,8 @@ def _json_text(value: Any) -> str:
 class UIChatBody(BaseModel):
     """``POST /api/v1/ui/chat``."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Unknown fields never get here (parse_ui_body refuses them by name); forbid anyway.
+    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=CHAT_ID_PATTERN)
     messages: list[_UIMessage] = Field(min_length=1)
@@ -180,8 +183,8 @@ class UIChatBody(BaseModel):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormatIn | None = None
     # Chat-completions parameters a UI message stream has no place for (one text per
-    # message, no logprobs): read only to be refused by name (``parse_ui_body``), not
-    # ignored like other unknown fields, and left out of the schema.
+    # message, no logprobs): read only to be refused by name with a message saying why
+    # (``parse_ui_body``), and left out of the schema.
     n: SkipJsonSchema[Any] = None
     logprobs: SkipJsonSchema[Any] = None
     top_logprobs: SkipJsonSchema[Any] = None
@@ -214,8 +217,9 @@ class UIChatBody(BaseModel):
 
 def parse_ui_body(raw: bytes) -> UIChatBody:
     """Raises BadRequest (400) for malformed JSON, ValidationFailed (422) naming the field,
-    UnsupportedParameter (400) for ``n``, ``logprobs`` or ``top_logprobs``."""
-    body = parse_json_body(raw, UIChatBody)
+    UnsupportedParameter (400) for ``n``, ``logprobs``, ``top_logprobs`` or a field it
+    does not take."""
+    body = parse_json_body(raw, UIChatBody, known_only=True)
     for name in ("n", "logprobs", "top_logprobs"):
         if getattr(body, name) is not None:
             raise UnsupportedParameter(

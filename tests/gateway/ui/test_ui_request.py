@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.errors import ValidationFailed
+from gateway.errors import UnsupportedParameter, ValidationFailed
 from gateway.providers.base import ChatMessage, ImagePart, TextPart, ToolCall
 from gateway.ui.request import parse_ui_body
 
@@ -145,3 +145,19 @@ def test_parts_that_cannot_be_passed_on_are_a_422_naming_the_message(
         parse([{"id": "m", **message}])
     assert caught.value.param == "messages[0]"
     assert says in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [({"seed": 7}, "seed"), ({"safety_identifier": "u-1"}, "safety_identifier"), ({"n": 2}, "n")],
+)
+def test_a_field_the_body_does_not_take_is_refused_by_name(
+    extra: dict[str, Any], param: str
+) -> None:
+    """Never ignored (#11): useChat's own fields pass, anything else is named."""
+    message = {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+    body = {"id": "c", "messages": [message], "trigger": "submit-message", "messageId": "m1"}
+    with pytest.raises(UnsupportedParameter) as caught:
+        parse_ui_body(orjson.dumps({**body, **extra}))
+    assert caught.value.param == param
+    assert parse_ui_body(orjson.dumps(body)).chat_messages()[0].content == "hi"
