@@ -1,4 +1,5 @@
-"""The README's WebSocket example, run as written (only its URL and model swapped in)."""
+"""The README's WebSocket and tool-call examples, run as written (only the URL and model
+swapped in), so that neither can go stale."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.fakes.openai import create_app as openai_fake_app
+from tests.gateway.http._support import gateway as http_gateway
 from tests.gateway.ws._support import gateway
 
 pytestmark = pytest.mark.anyio
@@ -19,16 +23,23 @@ pytestmark = pytest.mark.anyio
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-def _websocket_example() -> str:
+def _example(marker: str) -> str:
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    (example,) = [b for b in blocks if "websockets.asyncio.client" in b]
+    (example,) = [b for b in blocks if marker in b]
     return example
 
 
-def _run(source: str) -> str:
+def _websocket_example() -> str:
+    return _example("websockets.asyncio.client")
+
+
+def _run(source: str, scope: dict[str, object] | None = None) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(source, "README.md", "exec"), {"__name__": "__main__"})
+        exec(
+            compile(source, "README.md", "exec"),
+            {"__name__": "__main__"} if scope is None else scope,
+        )
     return out.getvalue()
 
 
@@ -55,3 +66,21 @@ async def test_the_websocket_example_prints_usage_when_completed() -> None:
         source = _websocket_example().replace("ws://127.0.0.1:8000/api/v1/ws", gw.url)
         printed = await anyio.to_thread.run_sync(_run, source)
     assert "Hello there, gateway!\n[completed] {" in printed
+
+
+async def test_the_tool_call_example_calls_the_tool_then_answers_from_its_result() -> None:
+    """The README's ``demo/tools`` example, through the sync ``openai`` SDK it shows."""
+    scope: dict[str, object] = {"__name__": "__main__"}
+    async with http_gateway() as gw:
+        source = _example("tool_calls[0]")
+        assert "http://127.0.0.1:8000/api/v1" in source
+        source = source.replace("http://127.0.0.1:8000/api/v1", f"{gw.base}/api/v1")
+        printed = await anyio.to_thread.run_sync(_run, source, scope)
+    call: Any = scope["call"]
+    # What its comments say: get_weather({"city": "Paris"}), then the answer from the result.
+    assert (call.function.name, orjson.loads(call.function.arguments)) == (
+        "get_weather",
+        {"city": "Paris"},
+    )
+    # (The server's own log lines go to the same stdout.)
+    assert "get_weather returned: 21 C, sunny" in printed.splitlines()
