@@ -381,4 +381,9 @@ def _ms(seconds: float) -> int:
 
 
 def _response_not_found() -> GatewayError:
-    return ResponseNotFound("no such response to resume (unknown, expired or from another server)")
+    # "from another server" is true only of the in-memory backend; with Redis any
+    # instance knows every response, so the message names what holds for both.
+    return ResponseNotFound(
+        "no such response to resume (unknown, expired, or held by another instance"
+        " without a shared sessions backend)"
+    )
