@@ -184,6 +184,10 @@ def gateway_env(upstream: str, extra: Mapping[str, str] | None = None) -> dict[s
             "GATEWAY_MAX_SOCKETS_PER_KEY": "20000",
             "GATEWAY_MESSAGES_PER_SECOND": "10000",
             "GATEWAY_MESSAGE_BURST": "10000",
+            # One socket at c=1 unpaced asks for ~300 answers a second: over the default
+            # flood ceiling (200/s), which would close it 1008 mid-run.
+            "GATEWAY_FLOOD_MESSAGES_PER_SECOND": "100000",
+            "GATEWAY_FLOOD_MESSAGE_BURST": "100000",
             "GATEWAY_IDLE_TIMEOUT_MS": "600000",
         }
     )

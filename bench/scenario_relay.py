@@ -94,6 +94,20 @@ def run(cfg: Config) -> Section:
             merge is not None and merge >= _MERGE_BOUND,
         )
     )
+    # A run whose clients were closed on (a limit, a crash) measures nothing: say so as
+    # a target, not only in a note (a flood close once left c=1 at 0 tokens/s unflagged).
+    lost = sum(r["errors"] + len(r["worker_failures"]) for r in unpaced + paced)
+    empty = sum(1 for r in unpaced + paced if not r["tokens"])
+    rows.append(
+        Row(
+            "responses failed, clients lost or runs with no tokens, over all runs",
+            lost + empty,
+            None,
+            "",
+            "0",
+            lost + empty == 0,
+        )
+    )
     # Context: throughput at every concurrency.
     for label, runs, concurrencies in (
         ("unpaced", unpaced, cfg.concurrencies),
@@ -119,6 +133,7 @@ def run(cfg: Config) -> Section:
                 )
     leftovers = sum(r["left_running"] for r in unpaced + paced)
     errors = sum(r["errors"] for r in unpaced + paced)
+    lost_workers = sum(len(r["worker_failures"]) for r in unpaced + paced)
     notes = [
         f"{TOKENS}-token responses back to back on every client; each run warms up "
         f"{cfg.warmup_s} s and measures {cfg.measure_s} s.",
@@ -130,7 +145,7 @@ def run(cfg: Config) -> Section:
         "WebSocket: one socket per concurrent response; frames = delta frames received "
         "(a merged frame carries several tokens); SSE: one event per token.",
         f"Upstream streams still running after a run ended: {leftovers}; "
-        f"failed responses over all runs: {errors}.",
+        f"failed responses over all runs: {errors}; clients lost: {lost_workers}.",
     ]
     return Section(
         "relay",
