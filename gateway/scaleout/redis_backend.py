@@ -303,39 +303,39 @@ class RedisBackend:
     async def lookup(
         self, principal: str, *, response_id: str | None = None, request_id: str | None = None
     ) -> RemoteRecord | None:
-        client = self._client()
-        try:
-            if response_id is None and request_id is not None:
-                found = await client.get(self._keys.request(principal, request_id))
-                response_id = None if found is None else found.decode()
-            if response_id is None:
-                return None
-            fields = await client.hgetall(self._keys.record(response_id))
-        except _UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
-        if not fields:
+        if response_id is None and request_id is not None:
+            response_id = await self._pointed_at(self._keys.request(principal, request_id))
+        if response_id is None:
             return None
-        record = _record(response_id, fields)
-        return None if self._forgotten_here(record) else record
+        record = await self._fetch(response_id)
+        return None if record is None or self._forgotten_here(record) else record
 
     async def lookup_conversation(
         self, principal: str, conversation_id: str
     ) -> RemoteRecord | None:
-        client = self._client()
+        response_id = await self._pointed_at(self._keys.conversation(principal, conversation_id))
+        if response_id is None:
+            return None
+        record = await self._fetch(response_id)
+        if record is None or record.ended or record.principal != principal:
+            return None
+        return None if self._forgotten_here(record) else record
+
+    async def _pointed_at(self, key: str) -> str | None:
+        """The response id a pointer key (request id, conversation) holds, if any."""
         try:
-            found = await client.get(self._keys.conversation(principal, conversation_id))
-            if found is None:
-                return None
-            response_id = found.decode()
-            fields = await client.hgetall(self._keys.record(response_id))
+            found = await self._client().get(key)
         except _UNREACHABLE as exc:
             raise self._unavailable(exc) from None
-        if not fields:
-            return None
-        record = _record(response_id, fields)
-        if record.ended or record.principal != principal or self._forgotten_here(record):
-            return None
-        return record
+        return None if found is None else found.decode()
+
+    async def _fetch(self, response_id: str) -> RemoteRecord | None:
+        """The response's shared record, ``None`` once its hash has lapsed."""
+        try:
+            fields = await self._client().hgetall(self._keys.record(response_id))
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        return _record(response_id, fields) if fields else None
 
     async def events_after(self, record: RemoteRecord, last_seq: int) -> list[ResponseEvent] | None:
         key = self._keys.events(record.response_id)
