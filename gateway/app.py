@@ -17,6 +17,7 @@ from gateway.auth import Authenticator
 from gateway.http import web_demo
 from gateway.http.cors import CorsMiddleware
 from gateway.lifecycle import Lifecycle
+from gateway.limits import KeyLimits, LocalKeyLimits, OpenSocket, SocketRegistry
 from gateway.metrics import GatewayState, Metrics
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
@@ -26,9 +27,6 @@ from gateway.scaleout.limits import RedisKeyLimits
 from gateway.scaleout.redis_backend import RedisBackend
 from gateway.services import Services
 from gateway.settings import Settings
-from gateway.ws.drain import OpenSocket
-from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
-from gateway.ws.limits import SocketRegistry
 from sessions import Backend, MemoryBackend, SessionManager
 
 _log = structlog.get_logger("gateway.app")

@@ -10,14 +10,12 @@ from gateway.agents import Orchestrator
 from gateway.auth import Authenticator
 from gateway.inflight import InFlight
 from gateway.lifecycle import Lifecycle
+from gateway.limits import KeyLimits, LocalKeyLimits, OpenSocket, SocketRegistry
 from gateway.metrics import Metrics
 from gateway.probes import ProviderHealth
 from gateway.providers import ProviderRegistry
 from gateway.router import Router
 from gateway.settings import Settings
-from gateway.ws.drain import OpenSocket
-from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
-from gateway.ws.limits import SocketRegistry
 from sessions import SessionManager
 
 

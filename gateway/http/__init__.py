@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from gateway.http import admin, chat, health, metrics, models, openapi
+from gateway.http import admin, chat, health, metrics, models, openapi, upgrade_hint
 from gateway.http._responses import EXCEPTION_HANDLERS
 
 
@@ -18,6 +18,7 @@ def routes() -> list[BaseRoute]:
         *admin.routes(),
         *metrics.routes(),
         *openapi.routes(),
+        *upgrade_hint.routes(),
     ]
 
 

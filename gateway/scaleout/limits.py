@@ -1,5 +1,5 @@
 """Per-key limits shared by every instance through Redis: a
-:class:`~gateway.ws.key_limits.KeyLimits`.
+:class:`~gateway.limits.KeyLimits`.
 
 Keys (see :mod:`gateway.scaleout.keys`):
 

@@ -9,27 +9,13 @@ reaches its client before the close.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import anyio
 
 from gateway.lifecycle import DrainHook
+from gateway.limits import OpenSocket, SocketRegistry
 from gateway.ws import close_codes
-from gateway.ws.limits import SocketRegistry
 from gateway.ws.outbox import CLOSE_GRACE_S
 from sessions import SessionManager
-
-
-class OpenSocket(Protocol):
-    """What the drain needs of an open socket (the endpoint's ``SocketConnection``)."""
-
-    def draining(self, deadline_ms: int) -> None:
-        """Queue ``server.draining`` with the milliseconds left."""
-        ...
-
-    def close(self, code: int) -> None:
-        """Flush what is queued, then close with ``code``."""
-        ...
 
 
 def drain_hook(manager: SessionManager, sockets: SocketRegistry[OpenSocket]) -> DrainHook:

@@ -34,6 +34,7 @@ from gateway.errors import (
     RateLimited,
     ResponseNotFound,
 )
+from gateway.limits import KeyLimits, LocalKeyLimits, TokenBucket
 from gateway.metrics import Metrics
 from gateway.providers.base import ChatParams
 from gateway.relay import Relay
@@ -41,8 +42,6 @@ from gateway.router import Router
 from gateway.settings import Settings
 from gateway.telemetry import ChatSummary
 from gateway.ws import close_codes, wire
-from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
-from gateway.ws.limits import TokenBucket
 from gateway.ws.messages import (
     PROTOCOL,
     Ping,

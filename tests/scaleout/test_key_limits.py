@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
+from gateway.limits import KeyLimits, LocalKeyLimits
 from gateway.scaleout.limits import RedisKeyLimits
-from gateway.ws.key_limits import KeyLimits, LocalKeyLimits
 from tests.redis_server import RedisServer, running_redis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]

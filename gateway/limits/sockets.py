@@ -1,43 +1,30 @@
-"""Per-socket message rate (token bucket) and the registry of open sockets.
+"""The registry of one instance's open sockets, and what the drain needs of each.
 
-Both are plain objects owned by someone with a lifetime: the bucket by one
-connection, the registry by the app's :class:`~gateway.services.Services`.
-Nothing here is a module global.
+Owned by the app's :class:`~gateway.services.Services` (built in the lifespan), not
+a module global. It lives outside :mod:`gateway.ws` because the services hold it
+while the socket endpoint reads the services: one direction of import each way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterator
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
 _C = TypeVar("_C")
 
 
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one token per message."""
+class OpenSocket(Protocol):
+    """What the drain needs of an open socket (the endpoint's ``SocketConnection``)."""
 
-    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+    def draining(self, deadline_ms: int) -> None:
+        """Queue ``server.draining`` with the milliseconds left."""
+        ...
 
-    def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = anyio.current_time
-    ) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
-
-    def take(self) -> float:
-        """Spend one token: 0.0 if allowed, else the seconds until one is available."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self._rate
+    def close(self, code: int) -> None:
+        """Flush what is queued, then close with ``code``."""
+        ...
 
 
 class SocketRegistry(Generic[_C]):

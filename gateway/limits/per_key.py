@@ -1,6 +1,6 @@
 """Limits counted per client key, across every socket of the key: the interface.
 
-The per-socket bucket and the instance's :class:`~gateway.ws.limits.SocketRegistry`
+The per-socket bucket and the instance's :class:`~gateway.limits.SocketRegistry`
 only see this process. What a client key may do in total -- how many sockets it
 holds, how fast its sockets may start work -- must be counted wherever its sockets
 are. :class:`KeyLimits` is that count; :class:`LocalKeyLimits` (one process, the
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-from gateway.ws.limits import TokenBucket
+from gateway.limits.rate import TokenBucket
 
 
 class KeyLimits(Protocol):

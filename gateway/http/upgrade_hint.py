@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.errors import UpgradeRequired
 from gateway.http._responses import error_response
+from gateway.ws.endpoint import PATH
 from gateway.ws.messages import PROTOCOL
 
 
@@ -23,5 +24,7 @@ async def upgrade_required(request: Request) -> Response:
     return error_response(err, {"upgrade": "websocket", "connection": "Upgrade"})
 
 
-def route(path: str) -> Route:
-    return Route(path, upgrade_required, methods=["GET"])
+def routes() -> list[BaseRoute]:
+    # A Route matches only HTTP requests, the socket's WebSocketRoute only upgrades:
+    # both can hold the one path.
+    return [Route(PATH, upgrade_required, methods=["GET"])]
