@@ -293,7 +293,9 @@ class Settings(BaseSettings):
         SecretStr("redis://127.0.0.1:6379/0"),
         description="Redis for sessions_backend=redis (may hold a password: kept secret)",
     )
-    redis_key_prefix: str = Field("gw:", description="prefix of every Redis key the gateway uses")
+    redis_key_prefix: str = Field(
+        "gw:", pattern=r"^[^\n]*$", description="prefix of every Redis key the gateway uses"
+    )
     redis_owner_lease_ms: int = Field(
         3000, ge=300, description="a dead instance's responses end owner_lost after this"
     )

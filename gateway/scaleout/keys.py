@@ -9,6 +9,11 @@ from dataclasses import dataclass
 class Keys:
     prefix: str
 
+    def __post_init__(self) -> None:
+        # The writer sends a batch of events as one newline-separated string.
+        if "\n" in self.prefix:
+            raise ValueError("the Redis key prefix cannot hold a newline")
+
     def record(self, response_id: str) -> str:
         """HASH: who asked, who runs it, whether it ended. TTL: running TTL, then the window."""
         return f"{self.prefix}resp:{response_id}"

@@ -111,19 +111,32 @@ return record
 """
 
 
-# Append a batch of events to their streams, one XADD each: KEYS[i] is event i's
-# stream, ARGV[1] the streams' MAXLEN, ARGV[2i] / ARGV[2i+1] event i's entry id and
-# encoding. A resend of an entry written before a cut fails "equal or smaller" and
-# is skipped; any other error is returned. One command and one reply per batch, where
-# an XADD each cost the gateway a command to pack and a reply to parse per token.
+# Append a batch of events to their streams, one XADD each. ARGV[1] is the streams'
+# MAXLEN, ARGV[2] the whole batch as one string: per event its stream key, entry id
+# and encoding, each ended by a newline (none holds one: the encoding is compact JSON,
+# where a newline is always escaped, and the key prefix is checked by Keys). A resend
+# of an entry written before a cut fails "equal or smaller" and is skipped; any other
+# error is returned. One command and one reply per batch, where an XADD each cost the
+# gateway a command to pack and a reply to parse per token; and one argument, where
+# three per event spent most of the writer's time in redis-py packing each one (bench
+# scenario 6: pack_command was ~80% of the writer's samples under py-spy).
+# The stream keys are not declared in KEYS: this is standalone Redis, not Cluster (a
+# batch spans many responses' streams, which Cluster would put in different slots).
 _APPEND = """
 local failed = {}
-for i, key in ipairs(KEYS) do
-  local reply = redis.pcall('XADD', key, 'MAXLEN', ARGV[1], ARGV[2 * i], 'e', ARGV[2 * i + 1])
+local batch, maxlen = ARGV[2], ARGV[1]
+local at = 1
+while at <= #batch do
+  local key_end = string.find(batch, '\\n', at, true)
+  local id_end = string.find(batch, '\\n', key_end + 1, true)
+  local data_end = string.find(batch, '\\n', id_end + 1, true)
+  local reply = redis.pcall('XADD', string.sub(batch, at, key_end - 1), 'MAXLEN', maxlen,
+    string.sub(batch, key_end + 1, id_end - 1), 'e', string.sub(batch, id_end + 1, data_end - 1))
   if type(reply) == 'table' and reply.err
       and not string.find(reply.err, 'equal or smaller', 1, true) then
     failed[#failed + 1] = reply.err
   end
+  at = data_end + 1
 end
 return failed
 """
@@ -165,6 +178,14 @@ class RedisBackend:
         self._wake = anyio.Event()
         self._written = anyio.Event()
         self._writing = False
+        # The lease is renewed every third of its lifetime (seconds); the running
+        # responses' keys live ten minutes, so renewing them every tenth of that
+        # leaves nine chances, where renewing them with the lease cost four commands
+        # per running response per second (bench scenario 6, c=100, under py-spy:
+        # the heartbeat cost the gateway a fifth of what the event writer did). A new
+        # response's keys get their lifetime when written.
+        self._renew_every_s = self._running_ttl_ms / 10_000
+        self._renew_at = 0.0
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -442,16 +463,15 @@ class RedisBackend:
         last: dict[str, tuple[Response, ResponseEvent]] = {}
         fresh: list[str] = []
         ended_ids: list[str] = []
-        streams: list[str] = []
-        entries: list[str | bytes | int] = [self._maxlen]
+        packed: list[bytes] = []
         for response, event in batch:
-            streams.append(keys.events(response.id))
-            entries += (_entry(event.seq), codec.encode(event))
+            stream = keys.events(response.id).encode()
+            packed.append(b"%s\n1-%d\n%s\n" % (stream, event.seq, codec.encode(event)))
             last[response.id] = (response, event)
         async with self._client().pipeline(transaction=False) as pipe:
             # EVAL, not EVALSHA: Redis caches the compiled script by its hash, and a
             # restarted Redis (an outage) has no script loaded to miss.
-            pipe.eval(_APPEND, len(streams), *streams, *entries)
+            pipe.eval(_APPEND, 0, self._maxlen, b"".join(packed))
             for response, event in last.values():
                 if type(event) is Done:
                     ttl = self._ended_ttl_ms
@@ -494,10 +514,12 @@ class RedisBackend:
     async def _heartbeat_once(self) -> None:
         """Renew this instance's lease and the TTLs of the responses it runs."""
         keys = self._keys
+        now = anyio.current_time()
+        renew = now >= self._renew_at
         try:
             async with self._client().pipeline(transaction=False) as pipe:
                 pipe.set(keys.lease(self._id), b"1", px=self._lease_ms)
-                for response in self._local.local():
+                for response in self._local.local() if renew else ():
                     if response.running and not response.mirror:
                         ttl = self._running_ttl_ms
                         pipe.pexpire(keys.record(response.id), ttl)
@@ -512,6 +534,8 @@ class RedisBackend:
         except _UNREACHABLE as exc:
             self._unavailable(exc)
             return
+        if renew:
+            self._renew_at = now + self._renew_every_s
         self._set_available(True)
         if self._pending and not self._wake.is_set():
             self._wake.set()

@@ -259,6 +259,30 @@ async def test_a_burst_larger_than_one_pipeline_is_logged_whole_and_in_order(
         assert replay.seqs(response.id) == list(range(702))
 
 
+async def test_texts_with_newlines_and_any_characters_cross_the_packed_batch_intact(
+    redis_server: RedisServer,
+) -> None:
+    # The writer sends a batch as one newline-separated string: an event's text may
+    # hold newlines (escaped in its JSON), separators of other formats, quotes and
+    # any Unicode, and must come back on another instance exactly as sent.
+    texts = ["line 1\nline 2\n", "\n", "\r\n\t\\n", '"quoted" {json}', "é😀\u2028\x00", " "]
+    async with pair(redis_server) as (a, b):
+        sink, script = ListSink(), Script()
+        response, _ = await a.create_response(a.open_session("alice", sink), "r", produce=script)
+        script.feed(*texts, FinishInfo())
+        await sink.wait_done(response.id)
+        replay = ListSink()
+        result = await b.resume(b.open_session("alice", replay), response.id, response.epoch, -1)
+        assert result.recovered
+        await replay.wait_done(response.id)
+        assert replay.texts(response.id) == texts
+
+
+def test_a_key_prefix_with_a_newline_is_refused() -> None:
+    with pytest.raises(ValueError, match="newline"):
+        Keys("gw:\n")
+
+
 async def test_a_resent_batch_is_skipped_quietly_and_a_real_write_error_is_logged(
     redis_server: RedisServer,
 ) -> None:
