@@ -178,12 +178,12 @@ class RedisBackend:
         self._wake = anyio.Event()
         self._written = anyio.Event()
         self._writing = False
-        # The lease is renewed every third of its lifetime (seconds); the running
-        # responses' keys live ten minutes, so renewing them every tenth of that
-        # leaves nine chances, where renewing them with the lease cost four commands
-        # per running response per second (bench scenario 6, c=100, under py-spy:
-        # the heartbeat cost the gateway a fifth of what the event writer did). A new
-        # response's keys get their lifetime when written.
+        # The lease is renewed every third of its lifetime; the running responses'
+        # keys live running_ttl_s (ten minutes by default), so renewing them every
+        # tenth of that leaves nine chances, where renewing them with the lease cost
+        # four commands per running response per second (bench scenario 6, c=100,
+        # py-spy: the heartbeat cost the gateway a fifth of what the event writer
+        # did). A new response's keys get their lifetime when written.
         self._renew_every_s = self._running_ttl_ms / 10_000
         self._renew_at = 0.0
 
@@ -465,8 +465,8 @@ class RedisBackend:
         ended_ids: list[str] = []
         packed: list[bytes] = []
         for response, event in batch:
-            stream = keys.events(response.id).encode()
-            packed.append(b"%s\n1-%d\n%s\n" % (stream, event.seq, codec.encode(event)))
+            stream, entry = keys.events(response.id), _entry(event.seq)
+            packed.append(b"%s\n%s\n%s\n" % (stream.encode(), entry.encode(), codec.encode(event)))
             last[response.id] = (response, event)
         async with self._client().pipeline(transaction=False) as pipe:
             # EVAL, not EVALSHA: Redis caches the compiled script by its hash, and a
