@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from gateway.circuit import CircuitState
@@ -38,6 +40,29 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _CANCEL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 _CIRCUIT_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+
+class _Children(Generic[_M]):
+    """A labelled metric's children by their label values, kept in a plain dict.
+
+    ``metric.labels(...)`` validates the values and takes a lock on every call
+    (five calls per chat request); the label sets are bounded (see the module
+    docstring), so each child is made once and then found by one lookup.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: _M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,59 +80,77 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._requests = Counter(
-            "gateway_chat_requests",
-            "Chat requests by how they ended",
-            ["transport", "status", "reason", "provider"],
-            registry=r,
+        self._requests = _Children(
+            Counter(
+                "gateway_chat_requests",
+                "Chat requests by how they ended",
+                ["transport", "status", "reason", "provider"],
+                registry=r,
+            )
         )
-        self._tokens = Counter(
-            "gateway_tokens",
-            "Tokens reported by providers",
-            ["direction", "provider", "model"],
-            registry=r,
+        self._tokens = _Children(
+            Counter(
+                "gateway_tokens",
+                "Tokens reported by providers",
+                ["direction", "provider", "model"],
+                registry=r,
+            )
         )
-        self._ttft = Histogram(
-            "gateway_time_to_first_token_seconds",
-            "From request start to the first output event",
-            ["transport", "provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self._ttft = _Children(
+            Histogram(
+                "gateway_time_to_first_token_seconds",
+                "From request start to the first output event",
+                ["transport", "provider"],
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self._duration = Histogram(
-            "gateway_request_duration_seconds",
-            "From request start to its summary",
-            ["transport", "provider"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self._duration = _Children(
+            Histogram(
+                "gateway_request_duration_seconds",
+                "From request start to its summary",
+                ["transport", "provider"],
+                buckets=_DURATION_BUCKETS,
+                registry=r,
+            )
         )
-        self._upstream_errors = Counter(
-            "gateway_upstream_errors",
-            "Failed upstream attempts (retried or not) by provider and error code",
-            ["provider", "code"],
-            registry=r,
+        self._upstream_errors = _Children(
+            Counter(
+                "gateway_upstream_errors",
+                "Failed upstream attempts (retried or not) by provider and error code",
+                ["provider", "code"],
+                registry=r,
+            )
         )
-        self._retries = Counter(
-            "gateway_upstream_retries", "Retries of the same target", ["provider"], registry=r
+        self._retries = _Children(
+            Counter(
+                "gateway_upstream_retries", "Retries of the same target", ["provider"], registry=r
+            )
         )
-        self._fallbacks = Counter(
-            "gateway_upstream_fallbacks",
-            "Moves to the next target of a fallback chain",
-            ["from_provider", "to_provider"],
-            registry=r,
+        self._fallbacks = _Children(
+            Counter(
+                "gateway_upstream_fallbacks",
+                "Moves to the next target of a fallback chain",
+                ["from_provider", "to_provider"],
+                registry=r,
+            )
         )
-        self._cancels = Counter(
-            "gateway_cancels", "Answers stopped by their client", ["transport"], registry=r
+        self._cancels = _Children(
+            Counter("gateway_cancels", "Answers stopped by their client", ["transport"], registry=r)
         )
-        self._cancel_latency = Histogram(
-            "gateway_cancel_latency_seconds",
-            "From the client's Stop arriving to the upstream being cut off",
-            ["transport"],
-            buckets=_CANCEL_BUCKETS,
-            registry=r,
+        self._cancel_latency = _Children(
+            Histogram(
+                "gateway_cancel_latency_seconds",
+                "From the client's Stop arriving to the upstream being cut off",
+                ["transport"],
+                buckets=_CANCEL_BUCKETS,
+                registry=r,
+            )
         )
-        self._resumes = Counter(
-            "gateway_resume_attempts", "response.resume requests", ["recovered"], registry=r
+        self._resumes = _Children(
+            Counter(
+                "gateway_resume_attempts", "response.resume requests", ["recovered"], registry=r
+            )
         )
         self._outbox_frames = Counter(
             "gateway_ws_frames_sent", "WebSocket frames sent to clients", registry=r
@@ -117,11 +160,13 @@ class Metrics:
             "Text deltas merged into a frame already waiting (backpressure)",
             registry=r,
         )
-        self._socket_closes = Counter(
-            "gateway_ws_closes",
-            "Ended WebSocket sessions by the server's close code ('client': the client closed)",
-            ["code"],
-            registry=r,
+        self._socket_closes = _Children(
+            Counter(
+                "gateway_ws_closes",
+                "Ended WebSocket sessions by the server's close code ('client': the client closed)",
+                ["code"],
+                registry=r,
+            )
         )
 
     def watch(self, state: GatewayState) -> None:
@@ -137,37 +182,37 @@ class Metrics:
         """One finished chat request, from its summary line."""
         provider = summary.provider or "none"
         reason = summary.extra.get("reason") or summary.error_code or "none"
-        self._requests.labels(summary.transport, summary.status, str(reason), provider).inc()
+        self._requests(summary.transport, summary.status, str(reason), provider).inc()
         model = summary.target_model
         if model is not None:
             if summary.input_tokens:
-                self._tokens.labels("in", provider, model).inc(summary.input_tokens)
+                self._tokens("in", provider, model).inc(summary.input_tokens)
             if summary.output_tokens:
-                self._tokens.labels("out", provider, model).inc(summary.output_tokens)
+                self._tokens("out", provider, model).inc(summary.output_tokens)
         if summary.first_token_at is not None:
             ttft = summary.first_token_at - summary.started
-            self._ttft.labels(summary.transport, provider).observe(ttft)
-        self._duration.labels(summary.transport, provider).observe(summary.elapsed_s())
+            self._ttft(summary.transport, provider).observe(ttft)
+        self._duration(summary.transport, provider).observe(summary.elapsed_s())
 
     def upstream_failed(self, provider: str, code: str) -> None:
-        self._upstream_errors.labels(provider, code).inc()
+        self._upstream_errors(provider, code).inc()
 
     def retried(self, provider: str) -> None:
-        self._retries.labels(provider).inc()
+        self._retries(provider).inc()
 
     def fell_back(self, from_provider: str, to_provider: str) -> None:
-        self._fallbacks.labels(from_provider, to_provider).inc()
+        self._fallbacks(from_provider, to_provider).inc()
 
     def cancelled(self, transport: str, latency_s: float) -> None:
-        self._cancels.labels(transport).inc()
-        self._cancel_latency.labels(transport).observe(latency_s)
+        self._cancels(transport).inc()
+        self._cancel_latency(transport).observe(latency_s)
 
     def resume_attempted(self, recovered: bool) -> None:
-        self._resumes.labels("true" if recovered else "false").inc()
+        self._resumes("true" if recovered else "false").inc()
 
     def socket_ended(self, *, server_code: int | None, frames_sent: int, merged: int) -> None:
         """A socket's end: the close code the server sent (``client`` when it did not)."""
-        self._socket_closes.labels("client" if server_code is None else str(server_code)).inc()
+        self._socket_closes("client" if server_code is None else str(server_code)).inc()
         self._outbox_frames.inc(frames_sent)
         self._outbox_merged.inc(merged)
 

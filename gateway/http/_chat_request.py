@@ -13,7 +13,7 @@ in :attr:`ChatOptions.passthrough`. ``agent`` is the gateway's extension.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -138,13 +138,16 @@ class ChatCompletionBody(BaseModel):
             frequency_penalty=self.frequency_penalty,
             n=self.n,
             reasoning_effort=self.reasoning_effort,
-            passthrough=tuple(
-                (name, value)
-                for name, value in self.model_dump(
-                    mode="json", include=set(PASSTHROUGH_PARAMS), exclude_none=True
-                ).items()
-            ),
+            passthrough=self._passthrough(),
         )
+
+    def _passthrough(self) -> tuple[tuple[str, Any], ...]:
+        # Most requests carry none of them: no serialisation pass for nothing.
+        given = {name for name in PASSTHROUGH_PARAMS if getattr(self, name) is not None}
+        if not given:
+            return ()
+        dumped = self.model_dump(mode="json", include=given, exclude_none=True)
+        return tuple(dumped.items())
 
     def params(self) -> ChatParams:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())

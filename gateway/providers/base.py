@@ -388,7 +388,6 @@ class Abortable(Protocol):
         ...
 
 
-@runtime_checkable
 class ChecksRequests(Protocol):
     """A provider that says up front which requests it cannot honour (all real ones do)."""
 
@@ -400,9 +399,14 @@ class ChecksRequests(Protocol):
 
 
 def check_request(provider: object, request: ChatRequest, *, streamed: bool) -> None:
-    """``provider.check(...)`` for a provider that has it (test doubles may not)."""
-    if isinstance(provider, ChecksRequests):
-        provider.check(request, streamed=streamed)
+    """``provider.check(...)`` for a provider that has it (test doubles may not).
+
+    Looked up by attribute, not ``isinstance`` on the runtime-checkable protocol,
+    which walks the protocol's members on every call (every routed request).
+    """
+    check = getattr(provider, "check", None)
+    if check is not None:
+        check(request, streamed=streamed)
 
 
 def abort_stream(events: object) -> None:

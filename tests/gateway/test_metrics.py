@@ -9,6 +9,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.metrics import Metrics
+from gateway.telemetry import ChatSummary
 from tests.fakes import FakeUpstream, Scenario, serve
 from tests.fakes.openai import create_app as openai_fake
 from tests.gateway.ui import _support as ui
@@ -305,3 +307,32 @@ async def test_a_ui_stop_is_counted_as_a_cancel() -> None:
             samples = await scrape(http)
     assert value(samples, "gateway_cancels_total", transport="ui") == 1
     assert value(samples, "gateway_cancel_latency_seconds_count", transport="ui") == 1
+
+
+def test_requests_with_the_same_labels_add_up_in_one_series_and_others_get_their_own() -> None:
+    # Metrics keeps each labelled child after its first use: a second request with
+    # the same labels must count on, one with other labels must not share its child.
+    metrics = Metrics()
+
+    def observe(provider: str, status: str, output_tokens: int) -> None:
+        summary = ChatSummary("req_1", "http", "key", "m", stream=True, status=status)
+        summary.routed(provider, "m")
+        summary.output_tokens = output_tokens
+        metrics.observe_chat(summary)
+
+    observe("openai", "ok", 3)
+    observe("openai", "ok", 4)
+    observe("anthropic", "error", 5)
+    samples = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    requests = "gateway_chat_requests_total"
+    base = {"transport": "http", "reason": "none"}
+    assert value(samples, requests, **base, status="ok", provider="openai") == 2
+    assert value(samples, requests, **base, status="error", provider="anthropic") == 1
+    tokens = "gateway_tokens_total"
+    assert value(samples, tokens, direction="out", provider="openai", model="m") == 7
+    assert value(samples, tokens, direction="out", provider="anthropic", model="m") == 5
+    duration = "gateway_request_duration_seconds_count"
+    assert value(samples, duration, transport="http", provider="openai") == 2
