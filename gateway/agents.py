@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from gateway.auth import Principal
 from gateway.errors import AgentNotFound, RequestTooLarge, ValidationFailed
 from gateway.providers.base import ChatMessage, ChatOptions, ChatParams, ChatRequest
 from gateway.router import Route, Router
@@ -84,8 +85,12 @@ class Orchestrator:
         agent: str | None = None,
         params: ChatParams | None = None,
         options: ChatOptions | None = None,
+        streamed: bool = True,
+        caller: Principal | None = None,
     ) -> Prepared:
-        """Resolve agent -> model -> route. Raises AgentNotFound / ModelNotFound / ValidationFailed.
+        """Resolve agent -> model -> route; check that ``caller`` may use the route,
+        then that its provider can honour the request. Raises AgentNotFound /
+        ModelNotFound / ValidationFailed / Forbidden / UnsupportedParameter.
 
         ``agent=None`` means the default agent of ``transport``
         (``settings.http_default_agent``, none unless configured, or
@@ -104,7 +109,11 @@ class Orchestrator:
         full = tuple(messages)
         if preset is not None and preset.instructions:
             full = (ChatMessage("system", preset.instructions), *full)
-        return Prepared(route, ChatRequest(chosen, full, merged, options or ChatOptions()), agent)
+        if caller is not None:
+            caller.check_model(route)
+        request = ChatRequest(chosen, full, merged, options or ChatOptions())
+        self._router.check(route, request, streamed=streamed)
+        return Prepared(route, request, agent)
 
     def _check_size(self, messages: Sequence[ChatMessage]) -> None:
         """Refuse requests whose cost is out of proportion before anything is sent upstream."""

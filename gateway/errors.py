@@ -216,8 +216,9 @@ class UpstreamError(GatewayError):
         retryable: bool = False,
         retry_after_ms: int | None = None,
         detail: str | None = None,
+        param: str | None = None,
     ) -> None:
-        super().__init__(message, retry_after_ms=retry_after_ms)
+        super().__init__(message, param=param, retry_after_ms=retry_after_ms)
         self.provider = provider
         self.detail = detail
         self.upstream_status = upstream_status
@@ -250,8 +251,17 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamBadRequest(UpstreamError):
-    """The provider rejected the request itself (HTTP 400/404/422 upstream)."""
+    """The provider rejected the request itself (HTTP 4xx upstream but auth, 404 and 429)."""
 
     code = "upstream_bad_request"
     type = "invalid_request_error"
     http_status = 400
+
+
+class UpstreamModelNotFound(UpstreamBadRequest):
+    """The provider does not know the model (HTTP 404 upstream: the gateway calls only
+    its providers' chat endpoints, where that is what a 404 means). The same code as a
+    name the gateway itself cannot route, so a client handles both alike."""
+
+    code = "model_not_found"
+    http_status = 404

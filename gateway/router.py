@@ -428,6 +428,18 @@ class Router:
             f"'provider/model' with provider one of {providers}; or by name: {inferred}"
         )
 
+    def check(self, route: Route, request: ChatRequest, *, streamed: bool) -> None:
+        """Refuse, before anything starts, what the primary target cannot honour.
+
+        Raises :class:`UnsupportedParameter`. Delivery checks every target again;
+        this is for surfaces that announce a response before delivering it (the
+        socket's ``response.created``), so that a refusal is a refusal and not a
+        failed response blamed on the provider.
+        """
+        primary = route.targets[0]
+        provider = self._providers.get(primary.provider)
+        check_request(provider, replace(request, model=primary.model), streamed=streamed)
+
     # --- delivery ---
 
     def stream(

@@ -188,6 +188,12 @@ class Settings(BaseSettings):
     )
     openai_base_url: str | None = None
     anthropic_base_url: str | None = None
+    anthropic_default_max_tokens: int = Field(
+        4096,
+        ge=1,
+        description="max_tokens sent to Anthropic when a request sets none (its Messages "
+        "API requires one; OpenAI and Ollama have no such cap)",
+    )
     ollama_base_url: str | None = None
     ollama_models: CsvList = Field(default_factory=list)
     demo_token_delay_ms: float = Field(30.0, ge=0)

@@ -50,21 +50,21 @@ _Body = TypeVar("_Body", bound=BaseModel)
 
 
 class _PromptCacheOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     mode: Literal["implicit", "explicit"] | None = None
     ttl: Literal["30m"] | None = None
 
 
 class _Prediction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     type: Literal["content"]
     content: str | list[TextContent]
 
 
 class _StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     include_usage: bool = False
     # OpenAI pads its own stream against length side channels; the gateway's stream is
@@ -74,7 +74,7 @@ class _StreamOptions(BaseModel):
 
 class ChatCompletionBody(BaseModel):
     # Unknown fields never get here (parse_body refuses them by name); forbid anyway.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     model: str | None = Field(None, min_length=1)
     messages: list[MessageIn] = Field(min_length=1)

@@ -71,8 +71,9 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
             agent=body.agent,
             params=body.params(),
             options=body.options(),
+            streamed=stream,
+            caller=principal,
         )
-        principal.check_model(prepared.route)
     except GatewayError as err:
         summary.failed(err)
         summary.emit()

@@ -98,14 +98,31 @@ async def list_models(request: Request) -> Response:
     return JSON({"object": "list", "data": data, "agents": _agent_entries(services)})
 
 
-async def provider_models(request: Request) -> Response:
+async def provider_models_or_model(request: Request) -> Response:
+    """``GET /api/v1/models/<name>``: a provider's list, or one model by any name a chat
+    request takes (alias, inferred name), so that every id of the listing -- and what
+    ``client.models.retrieve("gpt-4o-mini")`` asks for -- can be retrieved."""
     require_principal(request)
     services = services_of(request)
     name: str = request.path_params["provider"]
+    created = int(time.time())
+    if name not in services.providers.known:
+        return JSON(await _named_model(services, name, created))
     if not services.providers.is_configured(name):
         raise ProviderNotFound(f"provider '{name}' is not configured", param="provider")
-    data = await _provider_models(services, name, int(time.time()))
+    data = await _provider_models(services, name, created)
     return JSON({"object": "list", "data": data})
+
+
+async def _named_model(services: Services, name: str, created: int) -> dict[str, Any]:
+    for alias in _alias_entries(services, created):
+        if alias["id"] == name:
+            return alias
+    target = services.router.resolve(name).targets[0]  # ModelNotFound if it names nothing
+    for entry in await _provider_models(services, target.provider, created):
+        if entry["id"] == target.qualified:
+            return {**entry, "id": name}
+    raise ModelNotFound(f"model '{name[:120]}' does not exist", param="model")
 
 
 async def retrieve_model(request: Request) -> Response:
@@ -125,6 +142,6 @@ async def retrieve_model(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/models", list_models, methods=["GET"]),
-        Route("/api/v1/models/{provider}", provider_models, methods=["GET"]),
+        Route("/api/v1/models/{provider}", provider_models_or_model, methods=["GET"]),
         Route("/api/v1/models/{provider}/{model:path}", retrieve_model, methods=["GET"]),
     ]

@@ -8,6 +8,7 @@ from gateway.errors import (
     UpstreamAuthFailed,
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamModelNotFound,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -38,6 +39,8 @@ def error_for_status(
         cls = UpstreamTimeout
     elif status in (503, 529):
         cls = UpstreamUnavailable
+    elif status == 404:
+        cls = UpstreamModelNotFound
     elif 400 <= status < 500:
         cls = UpstreamBadRequest
     else:
@@ -48,6 +51,7 @@ def error_for_status(
         upstream_status=status,
         retryable=retryable,
         retry_after_ms=retry_after_ms,
+        param="model" if cls is UpstreamModelNotFound else None,
     )
 
 

@@ -92,6 +92,7 @@ def stream_error(provider: str, error_type: str | None, message: str) -> Upstrea
         provider=provider,
         upstream_status=shape.upstream_status,
         retryable=shape.retryable,
+        param=shape.param,
     )
 
 

@@ -51,7 +51,7 @@ _RESULT_STATES = frozenset({"output-available", "output-error", "output-denied"}
 
 
 class _UIMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore")
 
     id: str = Field(max_length=256)
     role: Literal["system", "user", "assistant"]
@@ -166,7 +166,7 @@ class UIChatBody(BaseModel):
     """``POST /api/v1/ui/chat``."""
 
     # Unknown fields never get here (parse_ui_body refuses them by name); forbid anyway.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     id: str = Field(pattern=CHAT_ID_PATTERN)
     messages: list[_UIMessage] = Field(min_length=1)

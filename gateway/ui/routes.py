@@ -71,8 +71,8 @@ async def ui_chat(request: Request) -> Response:
             agent=body.agent,
             params=body.params(),
             options=body.options(),
+            caller=principal,
         )
-        principal.check_model(prepared.route)
     except GatewayError as err:
         summary.failed(err)
         summary.emit()

@@ -86,6 +86,9 @@ CASES = [
         status=502,
         providers=("ollama",),
     ),
+    # The providers' chat endpoints answer 404 for a model they do not know: the
+    # gateway's own code and status for an unknown name, not a generic 400.
+    Case("404 unknown model", (Scenario(status=404),), code="model_not_found", status=404),
     Case("429 then ok", (Scenario(status=429, retry_after="0"), Scenario()), requests=2),
     Case("500 then ok", (Scenario(status=500), Scenario()), requests=2),
     Case("502 then ok", (Scenario(status=502), Scenario()), requests=2),

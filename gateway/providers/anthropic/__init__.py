@@ -60,14 +60,25 @@ def create(settings: Settings) -> AnthropicProvider:
         timeout=http_timeout(settings.timeouts),
         http_client=http_client(settings),
     )
-    return AnthropicProvider(client, secret=key, probe_timeout_s=settings.health_probe_timeout_s)
+    return AnthropicProvider(
+        client,
+        secret=key,
+        probe_timeout_s=settings.health_probe_timeout_s,
+        default_max_tokens=settings.anthropic_default_max_tokens,
+    )
 
 
 class AnthropicProvider:
     def __init__(
-        self, client: anthropic.AsyncAnthropic, *, secret: str | None, probe_timeout_s: float
+        self,
+        client: anthropic.AsyncAnthropic,
+        *,
+        secret: str | None,
+        probe_timeout_s: float,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self._client = client
+        self._default_max_tokens = default_max_tokens
         self._messages_url = endpoint(client, "/v1/messages")
         self._secret = secret
         self._probe_timeout_s = probe_timeout_s
@@ -88,7 +99,7 @@ class AnthropicProvider:
             raise refuse(_NAME, "response_format", "supports json_object only without tools")
 
     def stream(self, request: ChatRequest) -> SdkStream:
-        body = build_body(request)
+        body = self._body(request)
         body["stream"] = True
         secret = self._secret
         return SdkStream(
@@ -100,7 +111,7 @@ class AnthropicProvider:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        raw = await post_json(self._client, self._messages_url, build_body(request), self.translate)
+        raw = await post_json(self._client, self._messages_url, self._body(request), self.translate)
         return decode.completion(raw, request.model, self._secret)
 
     async def list_models(self) -> list[ModelInfo]:
@@ -113,6 +124,9 @@ class AnthropicProvider:
         await self._client.close()
 
     # --- internals ---
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        return build_body(request, default_max_tokens=self._default_max_tokens)
 
     async def _models(self, *, limit_s: float | None) -> list[ModelInfo]:
         kwargs: dict[str, Any] = {"limit": 1000}

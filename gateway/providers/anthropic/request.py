@@ -25,22 +25,25 @@ import orjson
 from gateway.errors import ValidationFailed
 from gateway.providers.base import ChatMessage, ChatRequest, ImagePart, NamedTool, TextPart
 
-# The Messages API requires max_tokens; used when the caller sets none.
-DEFAULT_MAX_TOKENS = 1024
+# The Messages API requires max_tokens; used when neither the caller nor the setting
+# ``anthropic_default_max_tokens`` sets one.
+DEFAULT_MAX_TOKENS = 4096
 # The forced tool whose input is a ``json_object`` answer (unwrapped into text).
 ANSWER_TOOL = "json_answer"
 # Thinking budgets per reasoning_effort (the API's minimum budget is 1024).
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 
 
-def build_body(request: ChatRequest) -> dict[str, Any]:
+def build_body(
+    request: ChatRequest, *, default_max_tokens: int = DEFAULT_MAX_TOKENS
+) -> dict[str, Any]:
     system = [m.text for m in request.messages if m.role == "system"]
     params = request.params
     options = request.options
     body: dict[str, Any] = {
         "model": request.model,
         "messages": _turns(request.messages),
-        "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+        "max_tokens": params.max_tokens or default_max_tokens,
     }
     if system:
         body["system"] = "\n\n".join(system)

@@ -237,6 +237,44 @@ async def test_invalid_fields_are_422_naming_the_field() -> None:
         assert caught.value.param == "messages"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stream", "yes"),
+        ("temperature", "0.5"),
+        ("max_tokens", "7"),
+        ("seed", True),
+        ("logprobs", "false"),
+        ("store", "no"),
+        ("stream_options", {"include_usage": "yes"}),
+    ],
+)
+async def test_a_value_of_the_wrong_json_type_is_refused_not_converted(
+    field: str, value: object
+) -> None:
+    # As OpenAI does: "7" is not 7 and "yes" is not true. Converting would send
+    # the provider a request the client did not write.
+    body = {"model": "demo/echo", "messages": user("x"), field: value}
+    if field == "stream_options":
+        body["stream"] = True
+    async with gateway() as gw, gw.http() as client:
+        response = await client.post("/api/v1/chat/completions", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    nested = "stream_options.include_usage"
+    assert error["param"] == (nested if field == "stream_options" else field)
+
+
+async def test_an_integer_is_a_number_where_a_number_is_asked() -> None:
+    async with gateway() as gw, gw.http() as client:
+        response = await client.post(
+            "/api/v1/chat/completions",
+            json={"model": "demo/echo", "messages": user("x"), "temperature": 1, "top_p": 1},
+        )
+    assert response.status_code == 200
+
+
 async def test_malformed_json_is_400_in_openai_error_shape() -> None:
     async with gateway() as gw, gw.http() as client:
         response = await client.post(

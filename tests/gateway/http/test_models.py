@@ -59,7 +59,6 @@ async def test_includes_a_configured_provider_and_skips_one_that_cannot_list() -
 async def test_one_providers_models() -> None:
     async with gateway() as gw, gw.http() as client:
         response = await client.get("/api/v1/models/demo")
-        unknown = await client.get("/api/v1/models/nope")
         unconfigured = await client.get("/api/v1/models/anthropic")
     assert response.status_code == 200
     assert {m["id"] for m in response.json()["data"]} == {
@@ -68,9 +67,8 @@ async def test_one_providers_models() -> None:
         "demo/triage",
         "demo/tools",
     }
-    for missing in (unknown, unconfigured):
-        assert missing.status_code == 404
-        assert missing.json()["error"]["code"] == "provider_not_found"
+    assert unconfigured.status_code == 404
+    assert unconfigured.json()["error"]["code"] == "provider_not_found"
 
 
 async def test_retrieve_one_model_with_the_sdk() -> None:
@@ -81,3 +79,25 @@ async def test_retrieve_one_model_with_the_sdk() -> None:
         with pytest.raises(openai.NotFoundError) as caught:
             await client.models.retrieve("demo/nothing")
     assert caught.value.code == "model_not_found"
+
+
+async def test_every_listed_id_and_every_name_a_chat_takes_can_be_retrieved() -> None:
+    # OpenAI clients retrieve by the ids they list and by the names they chat with:
+    # an alias and an inferred name are models too, not unknown providers.
+    upstream = FakeUpstream(api_key=KEY)
+    async with serve(openai_fake_app(upstream)) as fake:
+        settings = {"openai_base_url": f"{fake}/v1", "openai_api_key": KEY}
+        async with gateway(aliases={"fast": "demo/echo"}, **settings) as gw:
+            client = gw.openai()
+            listed = [m.id async for m in client.models.list()]
+            retrieved = [(await client.models.retrieve(i)).id for i in listed]
+            bare = await client.models.retrieve("gpt-4o-mini")
+            with pytest.raises(openai.NotFoundError) as unknown:
+                await client.models.retrieve("nope")
+            with pytest.raises(openai.NotFoundError) as absent:
+                await client.models.retrieve("gpt-nothing")
+    assert "fast" in listed
+    assert retrieved == listed
+    assert (bare.id, bare.owned_by) == ("gpt-4o-mini", "openai")
+    for caught in (unknown, absent):
+        assert (caught.value.code, caught.value.body["param"]) == ("model_not_found", "model")  # type: ignore[index]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.providers.anthropic import DEFAULT_MAX_TOKENS
 from tests.gateway.http.test_tools import TOOLS, setup, weather_question
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +50,10 @@ ANTHROPIC: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "reasoning high, default max_tokens",
         {"reasoning_effort": "high"},
-        {"thinking": {"type": "enabled", "budget_tokens": 16384}, "max_tokens": 1024 + 16384},
+        {
+            "thinking": {"type": "enabled", "budget_tokens": 16384},
+            "max_tokens": DEFAULT_MAX_TOKENS + 16384,
+        },
     ),
     ("user", {"user": "user-42"}, {"metadata": {"user_id": "user-42"}}),
 ]

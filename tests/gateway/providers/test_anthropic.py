@@ -158,6 +158,16 @@ async def test_pings_are_skipped_and_thinking_deltas_are_reasoning() -> None:
     ]
 
 
+async def test_the_max_tokens_sent_when_a_request_sets_none_is_a_setting() -> None:
+    # Anthropic requires max_tokens; a request without one must not be cut at a cap
+    # the operator cannot see or change.
+    async with anthropic_fake(anthropic_default_max_tokens=32000) as (upstream, provider):
+        upstream.queue(Scenario(tokens=["a"]), Scenario(tokens=["b"]))
+        await collect(provider)
+        await provider.complete(REQUEST)
+    assert [r.body["max_tokens"] for r in upstream.requests] == [32000, 32000]
+
+
 async def test_complete_returns_whole_answer() -> None:
     async with anthropic_fake() as (upstream, provider):
         upstream.queue(

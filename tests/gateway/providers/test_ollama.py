@@ -12,6 +12,7 @@ import pytest
 from gateway.errors import (
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamModelNotFound,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -138,12 +139,17 @@ async def test_unreachable_upstream_is_retryable_unavailable() -> None:
     assert "127.0.0.1" not in info.value.message
 
 
-async def test_unknown_model_is_bad_request() -> None:
+async def test_unknown_model_is_model_not_found() -> None:
     async with ollama() as (upstream, provider):
         upstream.queue(Scenario(status=404))
-        with pytest.raises(UpstreamBadRequest) as info:
+        with pytest.raises(UpstreamModelNotFound) as info:
             await collect(provider)
     assert info.value.upstream_status == 404
+    assert (info.value.code, info.value.http_status, info.value.param) == (
+        "model_not_found",
+        404,
+        "model",
+    )
     assert not info.value.retryable
     assert "model 'llama3.2' not found" in info.value.message
 

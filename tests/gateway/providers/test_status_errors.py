@@ -11,6 +11,7 @@ import pytest
 from gateway.errors import (
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamModelNotFound,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 _COMMON = [
     (400, UpstreamBadRequest, False),
-    (404, UpstreamBadRequest, False),
+    (404, UpstreamModelNotFound, False),  # the chat endpoints' 404: the model
     (429, UpstreamRateLimited, True),
     (500, UpstreamError, True),
 ]

@@ -104,6 +104,15 @@ async def test_the_conversation_reaches_the_upstream() -> None:
             422,
             "messages[0]",
         ),
+        (  # a string is not a number: refused, not converted
+            {
+                "id": "c",
+                "temperature": "0.5",
+                "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": "x"}]}],
+            },
+            422,
+            "temperature",
+        ),
     ],
 )
 async def test_bad_bodies_are_typed_errors(payload: object, status: int, param: str) -> None:

@@ -310,12 +310,13 @@ async def test_bad_tool_definitions_are_a_422_naming_them_before_any_stream(
         assert gw.services.sessions.sessions == 0
 
 
-async def test_a_model_that_takes_no_tools_refuses_them_in_the_stream() -> None:
-    """Checked per route target (a fallback may take them), so the refusal is the
-    stream's error part, as for any failure once the answer has started."""
+async def test_a_model_that_takes_no_tools_refuses_them_before_the_stream() -> None:
+    """The primary target's refusal is the answer (the router skips only fallbacks that
+    would refuse), so it is known before anything starts: a 400 naming the field, as
+    for any other body the chosen model cannot take, and no stream at all."""
     async with gateway() as gw, gw.http() as http:
-        payload = body("hi", model="demo/echo", tools=TOOLS)
-        async with open_stream(http, "POST", URL, json=payload) as parts:
-            seen = await parts.rest()
-        assert parts.types == ["start", "start-step", "error", DONE]
-        assert "'tools'" in of_type(seen, "error")[0]["errorText"]
+        response = await http.post(URL, json=body("hi", model="demo/echo", tools=TOOLS))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("unsupported_parameter", "tools")
+    assert not response.headers.get("x-vercel-ai-ui-message-stream")

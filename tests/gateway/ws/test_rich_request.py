@@ -155,15 +155,19 @@ async def test_a_rich_turn_reaches_the_provider_in_its_own_shape(provider: str) 
 
 
 async def test_a_named_tool_choice_ollama_cannot_honour_is_refused_by_name() -> None:
+    # A refusal, not a failed response blamed on the provider: no response.created,
+    # an error frame with the request id, nothing sent upstream, the socket goes on.
     async with fake_upstream("ollama") as (upstream, overrides), gateway(**overrides) as gw:
         client = await gw.open()
         await client.send("response.create", **_request("ollama", NAMED))
-        created = await client.next("response.created")
-        (done,) = await client.frames_of(created["response_id"])
+        refused = await client.next("error")
+        await client.send("ping", ts=1)
+        await client.next("pong")
         await client.aclose()
-    assert (done["type"], done["status"]) == ("response.done", "failed")
-    assert (done["error"]["code"], done["error"]["param"]) == (
+    assert refused["error"]["request_id"] == "rich-ollama"
+    assert (refused["error"]["code"], refused["error"]["param"]) == (
         "unsupported_parameter",
         "tool_choice",
     )
+    assert not [f for f in client.frames if f["type"] == "response.created"]
     assert upstream.requests == []
