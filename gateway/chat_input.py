@@ -170,18 +170,19 @@ def to_messages(
 
 def _message(message: SystemMessage | UserMessage | AssistantMessage | ToolMessage) -> ChatMessage:
     if isinstance(message, SystemMessage):
-        # OpenAI's newer "developer" role is the system role for every other provider.
-        return ChatMessage("system", _text(message.content))
+        # OpenAI's newer "developer" role is the system role for every other provider,
+        # and OpenAI itself treats the two alike (each as the other, by model).
+        return ChatMessage("system", _text(message.content), name=message.name)
     if isinstance(message, UserMessage):
         content = message.content
         if isinstance(content, str):
-            return ChatMessage("user", content)
-        return ChatMessage("user", tuple(_part(p) for p in content))
+            return ChatMessage("user", content, name=message.name)
+        return ChatMessage("user", tuple(_part(p) for p in content), name=message.name)
     if isinstance(message, AssistantMessage):
         calls = tuple(
             ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
         )
-        return ChatMessage("assistant", _text(message.content), tool_calls=calls)
+        return ChatMessage("assistant", _text(message.content), tool_calls=calls, name=message.name)
     return ChatMessage("tool", _text(message.content), tool_call_id=message.tool_call_id)
 
 

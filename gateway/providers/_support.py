@@ -20,12 +20,15 @@ class Support:
     options: frozenset[str]  # ChatOptions wire names honoured, streamed or not
     images: bool = True
     remote_images: bool = True  # https: image URLs (not only data: URLs)
+    participant_names: bool = False  # ``name`` on a system, user or assistant message
 
     def check(self, request: ChatRequest, *, streamed: bool) -> None:
         for name in request.options.given():
             if name in self.options:
                 continue
             raise UnsupportedParameter(f"{self.provider} does not support '{name}'", param=name)
+        if not self.participant_names:
+            self._check_no_names(request)
         if self.images and self.remote_images:
             return
         # ``param`` names the field only: an agent's instructions may have shifted indexes.
@@ -46,6 +49,14 @@ class Support:
                         "not as links to fetch",
                         param="messages",
                     )
+
+    def _check_no_names(self, request: ChatRequest) -> None:
+        for message in request.messages:
+            if message.name is not None and message.role != "tool":
+                raise UnsupportedParameter(
+                    f"{self.provider} does not support a 'name' on {message.role} messages",
+                    param="messages",
+                )
 
 
 def refuse(provider: str, param: str, why: str) -> UnsupportedParameter:

@@ -97,7 +97,9 @@ class ChatMessage:
     content: str | tuple[ContentPart, ...]
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
-    name: str | None = None  # the tool's name on a ``tool`` turn, when the client gave it
+    # On a ``tool`` turn the tool's name, when the client gave it; on any other turn the
+    # participant's name (OpenAI's ``name``), which only some providers can take.
+    name: str | None = None
 
     @property
     def text(self) -> str:

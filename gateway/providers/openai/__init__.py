@@ -55,6 +55,7 @@ SUPPORT = Support(
             *PASSTHROUGH_PARAMS,
         }
     ),
+    participant_names=True,
 )
 
 

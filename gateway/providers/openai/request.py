@@ -50,6 +50,13 @@ def build_body(request: ChatRequest, *, max_tokens_field: str = "max_tokens") ->
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:
+    out = _unnamed(message)
+    if message.name is not None and message.role != "tool":
+        out["name"] = message.name
+    return out
+
+
+def _unnamed(message: ChatMessage) -> dict[str, Any]:
     role = message.role
     if role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}

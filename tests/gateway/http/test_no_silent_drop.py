@@ -105,3 +105,32 @@ async def test_defaults_of_refused_parameters_are_accepted() -> None:
             model=s.model, messages=weather_question(), modalities=["text"]
         )
         assert "modalities" not in s.upstream.last.body
+
+
+NAMED_TURNS: list[Any] = [
+    {"role": "system", "content": "Be brief.", "name": "house-rules"},
+    {"role": "user", "content": "Weather in Paris?", "name": "alice"},
+    {"role": "assistant", "content": "Which day?", "name": "concierge"},
+    {"role": "user", "content": "Today.", "name": "alice"},
+]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_participant_name_is_carried_or_refused_never_dropped(provider: str) -> None:
+    async with setup(provider) as s:
+        try:
+            await s.client.chat.completions.create(model=s.model, messages=NAMED_TURNS)
+        except openai.BadRequestError as exc:
+            assert provider != "openai"
+            assert (exc.code, exc.param) == ("unsupported_parameter", "messages")
+            assert "'name'" in exc.message
+            assert s.upstream.requests == []
+            return
+        sent = s.upstream.last.body["messages"]
+    assert provider == "openai"
+    assert [(m["role"], m.get("name")) for m in sent] == [
+        ("system", "house-rules"),
+        ("user", "alice"),
+        ("assistant", "concierge"),
+        ("user", "alice"),
+    ]
