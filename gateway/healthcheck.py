@@ -56,8 +56,11 @@ def probe(address_file: Path) -> str | None:
         base = address_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         return f"no address in {address_file} ({exc.strerror}): not listening (yet)"
+    # Never through a proxy from the environment: the server is local, and a proxy set
+    # for provider traffic would otherwise mark a live gateway unhealthy.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(base + LIVE_PATH, timeout=PROBE_TIMEOUT_S) as response:
+        with direct.open(base + LIVE_PATH, timeout=PROBE_TIMEOUT_S) as response:
             status: int = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code

@@ -21,6 +21,9 @@ from gateway.settings import Settings
 
 _HANDLER_NAME = "chat-gateway"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# The SDKs and their HTTP client log whole request bodies (the messages) at debug:
+# never below info, so that debug logging still carries no message content.
+_CONTENT_AT_DEBUG = ("openai", "anthropic", "httpx", "httpx2", "httpcore", "httpcore2")
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
@@ -67,6 +70,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+
+    for name in _CONTENT_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
     # uvicorn's loggers propagate to the root handler instead of printing on their own.
     for name in _UVICORN_LOGGERS:

@@ -73,10 +73,10 @@ async def test_the_health_check_follows_the_port_actually_served(tmp_path: Path)
     port = free_port()
     assert port != 8000
 
-    async def check() -> subprocess.CompletedProcess[str]:
+    async def check(**extra: str) -> subprocess.CompletedProcess[str]:
         return await anyio.to_thread.run_sync(
             lambda: subprocess.run(
-                command, env=clean_env(**env), capture_output=True, text=True, timeout=30
+                command, env=clean_env(**env, **extra), capture_output=True, text=True, timeout=30
             )
         )
 
@@ -86,6 +86,10 @@ async def test_the_health_check_follows_the_port_actually_served(tmp_path: Path)
     async with serving(port, **env) as (process, _):
         healthy = await check()
         assert healthy.returncode == 0, healthy.stderr
+        # A proxy in the environment (for provider traffic) is not asked about loopback.
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        proxied = await check(HTTP_PROXY=nowhere, http_proxy=nowhere)
+        assert proxied.returncode == 0, proxied.stderr
         assert (tmp_path / "address").read_text().strip() == f"http://127.0.0.1:{port}"
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):

@@ -10,6 +10,7 @@ whose failures are one family, :class:`gateway.upstream.TransportError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
@@ -71,11 +72,17 @@ def http_client(settings: Settings, **kwargs: Any) -> httpx2.AsyncClient:
     )
 
 
+# A key as providers echo it back, whole or masked (OpenAI's 401 keeps its first and
+# last characters around asterisks): OpenAI's sk-/sk-proj-, Anthropic's sk-ant-.
+_KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_*\-]{4,}")
+
+
 def redact(text: str, secret: str | None) -> str:
-    """``text`` without ``secret`` (providers echo a rejected key in their 401 message)."""
+    """``text`` without ``secret`` and without anything shaped like a key, masked or not
+    (providers echo a rejected key in their 401 message)."""
     if secret and secret in text:
-        return text.replace(secret, "[redacted]")
-    return text
+        text = text.replace(secret, "[redacted]")
+    return _KEY_SHAPED.sub("[redacted]", text)
 
 
 def stream_error(provider: str, error_type: str | None, message: str) -> UpstreamError:

@@ -299,11 +299,12 @@ def _check_key(upstream: FakeUpstream, request: Request, record: RequestRecord) 
     if presented == upstream.api_key:
         return None
     record.finish("error")
-    # The real API echoes (a masked form of) the rejected key; echoing it whole
-    # lets tests prove the gateway never passes it on.
+    # The real API echoes the rejected key masked, its first and last characters
+    # kept: enough of a key that the gateway must not pass it on either.
+    masked = presented[:8] + "*" * max(len(presented) - 12, 0) + presented[-4:]
     return _error_body(
         401,
-        f"Incorrect API key provided: {presented}. You can find your API key at "
+        f"Incorrect API key provided: {masked}. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
         "invalid_request_error",
         "invalid_api_key",

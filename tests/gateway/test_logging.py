@@ -88,3 +88,24 @@ def test_health_probes_are_access_logged_at_debug(level: str) -> None:
     probes = [("debug", p) for p in ("/health/live", "/health", "/health/ready")]
     expected = [*(probes if level == "debug" else []), ("info", "/api/v1/models")]
     assert logged == expected
+
+
+@pytest.mark.anyio
+async def test_debug_logging_carries_no_message_content_from_the_sdks() -> None:
+    # The SDKs log each request's options (the whole body) at debug.
+    from tests.gateway.providers.test_anthropic import anthropic_fake
+    from tests.gateway.providers.test_anthropic import collect as collect_anthropic
+    from tests.gateway.providers.test_openai import REQUEST, collect, openai_fake
+
+    stream = io.StringIO()
+    configure_logging(load_settings(log_format="json", log_level="debug"), stream)
+    structlog.get_logger("gateway.test").debug("debug is on")
+    async with openai_fake() as (_, provider):
+        await collect(provider)
+    async with anthropic_fake() as (_, anthropic_provider):
+        await collect_anthropic(anthropic_provider)
+    text = stream.getvalue()
+    assert "debug is on" in text
+    prompts = [m.text for m in REQUEST.messages]
+    assert prompts and not [p for p in prompts if p in text]
+    assert "Be brief." not in text  # the Anthropic request's system prompt

@@ -160,8 +160,9 @@ async def test_bad_key_is_auth_failure_without_the_key() -> None:
         assert caught.value.retryable is False
         assert bad not in str(caught.value)
         assert bad not in repr(caught.value.to_dict())
-        assert "Incorrect API key provided" in str(caught.value)
-    # The fake really did see (and echo) the wrong key.
+        assert "Incorrect API key provided: [redacted]." in str(caught.value)
+        assert bad[:8] not in str(caught.value) and bad[-4:] not in str(caught.value)
+    # The fake really did see the wrong key (and echoed it masked, as OpenAI does).
     assert upstream.requests[0].headers["authorization"] == f"Bearer {bad}"
 
 
