@@ -252,9 +252,13 @@ class SessionManager:
         attached elsewhere or detached: it is attached to ``session``, its
         ``Created`` and every later event are replayed to the sink and it continues
         live; ``produce`` is not called. Returns ``(response, False)`` (a mirror if
-        another instance owns it). This works while draining too: it starts nothing.
+        another instance owns it). This works while draining too: it starts nothing,
+        and, like :meth:`resume`, it is never refused by ``max_concurrent_responses``
+        (the session may go over it): the answer is already being paid for, and
+        refusing would lose it.
 
-        Raises :class:`DuplicateRequest` (already attached to this session),
+        Raises :class:`DuplicateRequest` (already attached to this session, running or
+        ended and still retained),
         :class:`ReplayUnavailable` (known but no longer replayable whole),
         :class:`Draining`, :class:`TooManyResponses`, :class:`ConversationBusy`,
         :class:`SessionClosed`, :class:`~sessions.errors.BackendUnavailable`.
@@ -301,6 +305,25 @@ class SessionManager:
         self._tasks += 1
         tg.start_soon(self._produce, response, produce, name=f"response {response.id}")
         return response, True
+
+    async def locate(self, session: Session, request_id: str) -> tuple[str, int] | None:
+        """``(response_id, epoch)`` of the principal's response ``request_id`` names,
+        here or (shared backend) on any instance; ``None`` if none is known (any more).
+
+        What a refused duplicate (:class:`DuplicateRequest`, :class:`ReplayUnavailable`)
+        can name, so the client can ``resume`` the response instead. Never raises: a
+        shared backend that cannot be asked leaves the ids unknown.
+        """
+        response = self._backend.by_request(session.principal, request_id)
+        if response is not None:
+            return response.id, response.epoch
+        if not self._backend.shared:
+            return None
+        with contextlib.suppress(SessionError):
+            record = await self._backend.lookup(session.principal, request_id=request_id)
+            if record is not None and record.principal == session.principal:
+                return record.response_id, record.epoch
+        return None
 
     def session_of(self, response: Response) -> Session | None:
         """The open session ``response`` is attached to, if any."""
@@ -415,7 +438,9 @@ class SessionManager:
         nothing is attached) for an unknown, expired or foreign response, an epoch
         mismatch, or events no longer buffered.
         Resuming on the session it is already attached to replays anyway (the
-        client asked for it); a response attached to another live session moves.
+        client asked for it); a response attached to another live session moves:
+        that session gets nothing more of it, not even its ``Done``. Never refused
+        by ``max_concurrent_responses`` (see :meth:`create_response`).
         """
         response = self._backend.get(response_id)
         if response is None and self._backend.shared and not session.closed:
@@ -455,7 +480,13 @@ class SessionManager:
         if existing is None:
             return None
         if existing.attached_to == session.id:
-            raise DuplicateRequest(f"request_id {request_id!r} is already in progress")
+            # Retained after its Done too (for the resume window): say which case it is.
+            if existing.running:
+                raise DuplicateRequest(f"request_id {request_id!r} is already in progress")
+            raise DuplicateRequest(
+                f"request_id {request_id!r} was already answered (its response has ended);"
+                " send a new request_id"
+            )
         events = existing.replay(-1)
         if events is None:
             raise ReplayUnavailable(

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 
 from gateway import client_json
 from gateway.chat_input import (
@@ -30,6 +29,7 @@ from gateway.chat_input import (
 )
 from gateway.errors import UnsupportedParameter, ValidationFailed
 from gateway.providers.base import PASSTHROUGH_PARAMS, ChatMessage, ChatOptions, ChatParams
+from gateway.validation_paths import error_param
 
 # OpenAI parameters whose answers come back in a shape no encoder of the gateway
 # relays (audio, legacy function_call deltas, url citations, moderation results):
@@ -204,12 +204,12 @@ def _validate(data: object, model: type[_Body]) -> _Body:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_failed(exc) from None
+        raise _validation_failed(model, exc) from None
 
 
-def _validation_failed(exc: ValidationError) -> ValidationFailed:
+def _validation_failed(model: type[BaseModel], exc: ValidationError) -> ValidationFailed:
     errors = exc.errors(include_input=False, include_url=False)
-    params = [_param(_loc(err)) for err in errors]
+    params = [error_param(model, err) for err in errors]
     described = [
         f"{param}: {err['msg']}" if param else err["msg"]
         for param, err in zip(params, errors, strict=True)
@@ -218,38 +218,3 @@ def _validation_failed(exc: ValidationError) -> ValidationFailed:
     if len(described) > _MAX_REPORTED_ERRORS:
         message += f" (and {len(described) - _MAX_REPORTED_ERRORS} more)"
     return ValidationFailed(message, param=params[0] or None)
-
-
-def _loc(err: ErrorDetails) -> tuple[int | str, ...]:
-    """The error's location without the tags pydantic puts in for tagged unions
-    (``messages.0.user.content`` -> ``messages.0.content``), and with the tag field
-    named when the tag itself is wrong (``messages.0`` -> ``messages.0.role``)."""
-    loc = err["loc"]
-    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
-        return (*loc, tag) if tag else loc
-    kept: list[int | str] = []
-    for i, part in enumerate(loc):
-        after_index = i and (isinstance(loc[i - 1], int) or part == loc[i - 1])
-        if isinstance(part, str) and after_index and part in _TAGS:
-            continue
-        if isinstance(part, str) and ("[" in part or "'" in part):
-            continue  # a union member's name (``literal['auto','none']``)
-        kept.append(part)
-    return tuple(kept)
-
-
-_TAGS = frozenset(
-    {"system", "developer", "user", "assistant", "tool", "text", "image_url", "json_schema"}
-)
-
-
-def _param(loc: tuple[int | str, ...]) -> str:
-    """``("messages", 0, "role")`` -> ``messages[0].role``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out

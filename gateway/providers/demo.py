@@ -96,6 +96,9 @@ class DemoProvider:
         return _NAME
 
     def check(self, request: ChatRequest, *, streamed: bool) -> None:
+        # The list of demo models is closed: an unknown one is refused before anything
+        # starts (a socket's session.update and response.create), not once it streams.
+        _entry(request.model)
         support = _TOOLS_SUPPORT if request.model == "tools" else _SUPPORT
         support.check(request, streamed=streamed)
 
@@ -147,13 +150,18 @@ class DemoProvider:
         yield Finish(script.reason, Usage(script.input_tokens, output))
 
 
-def _script(request: ChatRequest) -> _Script:
-    entry = _MODELS.get(request.model)
+def _entry(model: str) -> tuple[_Builder, str]:
+    entry = _MODELS.get(model)
     if entry is None:
         raise ModelNotFound(
-            f"demo model '{request.model}' does not exist (available: {', '.join(_MODELS)})",
+            f"demo model '{model}' does not exist (available: {', '.join(_MODELS)})",
             param="model",
         )
+    return entry
+
+
+def _script(request: ChatRequest) -> _Script:
+    entry = _entry(request.model)
     input_tokens = sum(len(m.text.split()) for m in request.messages)
     if request.model == "tools":
         return _tools(request, input_tokens)

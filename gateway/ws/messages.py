@@ -25,6 +25,7 @@ from gateway.errors import (
     UnsupportedParameter,
     ValidationFailed,
 )
+from gateway.validation_paths import error_param
 
 PROTOCOL = "chat-gateway.v1"
 
@@ -270,7 +271,14 @@ class ErrorBody(_Outbound):
         "was not read (message_too_big, binary frames).",
     )
     response_id: str | None = Field(
-        None, description="Likewise, the response_id the refused message named."
+        None,
+        description="Likewise, the response_id the refused message named; for "
+        "duplicate_request, that of the response its request_id names.",
+    )
+    epoch: int | None = Field(
+        None,
+        description="Only on duplicate_request: the epoch of that response, so that "
+        "response.resume can name it.",
     )
     event_id: str | None = Field(None, description="The refused message's event_id.")
     retryable: bool
@@ -382,16 +390,18 @@ def parse_client_message(
     try:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise Rejected(_validation_error(exc), **ids) from None
+        raise Rejected(_validation_error(model, exc), **ids) from None
 
 
 # Chat-completions parameters the socket's frames have no place for (HTTP SSE has).
 _HTTP_ONLY = ("n", "logprobs", "top_logprobs")
 
 
-def _validation_error(exc: ValidationError) -> ValidationFailed:
+def _validation_error(model: type[BaseModel], exc: ValidationError) -> ValidationFailed:
+    # The path as the client wrote it (messages[0].content), not the validator's
+    # (messages.0.user.content.str): the same as the HTTP API's.
     first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
+    where = error_param(model, first)
     message = f"{where}: {first['msg']}" if where else first["msg"]
     return ValidationFailed(message, param=where or None)
 

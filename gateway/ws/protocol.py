@@ -36,7 +36,7 @@ from gateway.errors import (
 )
 from gateway.limits import KeyLimits, LocalKeyLimits, TokenBucket
 from gateway.metrics import Metrics
-from gateway.providers.base import ChatParams
+from gateway.providers.base import ChatParams, ChatRequest
 from gateway.relay import Relay
 from gateway.router import Router
 from gateway.settings import Settings
@@ -55,7 +55,7 @@ from gateway.ws.messages import (
 )
 from gateway.ws.outbox import Outbox
 from gateway.ws.producer import Producer
-from sessions import Reason, ResponseMeta, SessionError, SessionManager
+from sessions import DuplicateRequest, Reason, ResponseMeta, SessionError, SessionManager
 
 _log = structlog.get_logger("gateway.ws")
 
@@ -284,21 +284,41 @@ class SocketProtocol:
                 parallel_tool_calls=message.parallel_tool_calls,
                 response_format=message.response_format,
             ),
+            caller=self._caller,
         )
-        self._caller.check_model(prepared.route)
         summary.model = prepared.route.requested_model
         primary = prepared.route.targets[0]
-        # A known request_id re-attaches and replays its response: that burst is a replay.
-        with self._outbox.replaying():
-            await self._manager.create_response(
-                self.session,
-                message.request_id,
-                produce=Producer(
-                    Relay(self._router, prepared, summary, log_content=self._settings.log_content)
-                ),
-                meta=ResponseMeta(model=primary.model, provider=primary.provider, agent=agent),
-                conversation_id=message.conversation_id,
-            )
+        relay = Relay(self._router, prepared, summary, log_content=self._settings.log_content)
+        meta = ResponseMeta(model=primary.model, provider=primary.provider, agent=agent)
+        try:
+            # A known request_id re-attaches and replays its response: that burst is a replay.
+            with self._outbox.replaying():
+                await self._manager.create_response(
+                    self.session,
+                    message.request_id,
+                    produce=Producer(relay),
+                    meta=meta,
+                    conversation_id=message.conversation_id,
+                )
+        except DuplicateRequest as exc:
+            await self._refuse_duplicate(exc, message)
+
+    async def _refuse_duplicate(self, exc: DuplicateRequest, message: ResponseCreate) -> None:
+        """Refuse naming the response the request_id stands for, with its epoch: the
+        client can resume (or cancel) it by these, as the refusal advises."""
+        found = await self._manager.locate(self.session, message.request_id)
+        if found is None:  # forgotten in between: nothing left to resume
+            self._error(exc, event_id=message.event_id, request_id=message.request_id)
+            return
+        response_id, epoch = found
+        body = wire.error_body(
+            wire.as_gateway_error(exc),
+            event_id=message.event_id,
+            request_id=message.request_id,
+            response_id=response_id,
+        )
+        body["epoch"] = epoch  # the one error frame that has one (rare: not the hot path)
+        self._outbox.push_frame({"type": "error", "error": body})
 
     async def _cancel(self, message: ResponseCancel) -> None:
         started = time.perf_counter()
@@ -330,7 +350,7 @@ class SocketProtocol:
         fields = update.model_fields_set
         # Validate before changing anything: an update applies whole or not at all.
         if "model" in fields and update.model is not None:
-            self._router.resolve(update.model)
+            self._check_default_model(update.model)
         if "agent" in fields and update.agent is not None:
             self._orchestrator.agent(update.agent)
         if "model" in fields:
@@ -338,13 +358,23 @@ class SocketProtocol:
         if "agent" in fields:
             self._agent = update.agent
         if "params" in fields:
-            self._params = update.params
+            self._params = _updated_params(self._params, update.params)
         session: dict[str, Any] = {
             "model": self._model,
             "agent": self._agent,
             "params": None if self._params is None else self._params.model_dump(),
         }
         self._outbox.push_frame({"type": "session.updated", "session": session})
+
+    def _check_default_model(self, model: str) -> None:
+        """Refuse a default no request could use, as ``response.create`` would refuse it.
+
+        Resolving checks the provider prefix only; the primary target's own check of a
+        request asking for nothing is what refuses a name its provider does not have
+        (a provider with a closed list of models; the others pass names through).
+        """
+        route = self._router.resolve(model)
+        self._router.check(route, ChatRequest(model, ()), streamed=True)
 
     def _error(
         self,
@@ -357,6 +387,18 @@ class SocketProtocol:
         self._outbox.push_bytes(
             wire.error(exc, event_id=event_id, request_id=request_id, response_id=response_id)
         )
+
+
+def _updated_params(current: WireParams | None, update: WireParams | None) -> WireParams | None:
+    """``session.update``'s params over the session's, field by field: an omitted field
+    stays, one set (``null`` too) replaces; ``"params": null`` clears them all."""
+    if update is None:
+        return None
+    if current is None:
+        return update
+    return current.model_copy(
+        update={name: getattr(update, name) for name in update.model_fields_set}
+    )
 
 
 def _chat_params(defaults: WireParams | None, given: WireParams | None) -> ChatParams | None:

@@ -58,15 +58,18 @@ async def test_same_request_id_on_the_same_session_is_a_duplicate(
         sink = ListSink()
         session = manager.open_session("alice", sink)
         script = Script()
-        await manager.create_response(session, "req-1", produce=script)
-        with pytest.raises(DuplicateRequest):
+        response, _ = await manager.create_response(session, "req-1", produce=script)
+        with pytest.raises(DuplicateRequest, match="already in progress"):
             await manager.create_response(session, "req-1", produce=Script())
         script.feed(FinishInfo())
         await manager.wait_idle()
-        # Still a duplicate while the finished response is retained on this session.
-        with pytest.raises(DuplicateRequest):
+        # Still a duplicate while the finished response is retained on this session,
+        # and the refusal says that it has been answered.
+        with pytest.raises(DuplicateRequest, match="was already answered"):
             await manager.create_response(session, "req-1", produce=Script())
         assert script.calls == 1
+        assert await manager.locate(session, "req-1") == (response.id, response.epoch)
+        assert await manager.locate(session, "req-never") is None
 
 
 async def test_request_ids_are_scoped_by_principal(new_manager: ManagerFactory) -> None:
@@ -90,12 +93,15 @@ async def test_reattach_needing_evicted_events_is_refused(new_manager: ManagerFa
         script.feed("a", "b", "c")
         await script.wait_emitted(3)
         manager.close_session(old)
+        new = manager.open_session("alice", ListSink())
         with pytest.raises(ReplayUnavailable) as caught:
-            await manager.create_response(
-                manager.open_session("alice", ListSink()), "req-1", produce=Script()
-            )
+            await manager.create_response(new, "req-1", produce=Script())
         assert isinstance(caught.value, DuplicateRequest)
         assert script.calls == 1
+        # What the refusal can name, so the client resumes instead.
+        response_id, epoch = await manager.locate(new, "req-1") or ("", -1)
+        assert (await manager.resume(new, response_id, epoch, 3)).recovered
+        assert await manager.locate(manager.open_session("bob", ListSink()), "req-1") is None
 
 
 async def test_concurrency_limit_per_session(new_manager: ManagerFactory) -> None:
@@ -115,6 +121,27 @@ async def test_concurrency_limit_per_session(new_manager: ManagerFactory) -> Non
         await sink.wait_done(response.id)
         _, created_new = await manager.create_response(session, "3", produce=Script())
         assert created_new
+
+
+async def test_resume_and_reattach_are_never_refused_by_the_concurrency_limit(
+    new_manager: ManagerFactory,
+) -> None:
+    # They start no upstream work, and refusing them would lose answers already paid for.
+    async with new_manager(resume_window_s=5, max_concurrent_responses=1).running() as manager:
+        old = manager.open_session("alice", ListSink())
+        first, _ = await manager.create_response(old, "1", produce=Script())
+        manager.close_session(old)
+        old = manager.open_session("alice", ListSink())
+        await manager.create_response(old, "2", produce=Script())
+        manager.close_session(old)
+        session = manager.open_session("alice", ListSink())
+        await manager.create_response(session, "3", produce=Script())
+        assert (await manager.resume(session, first.id, first.epoch, 0)).recovered
+        _, created_new = await manager.create_response(session, "2", produce=Script())
+        assert not created_new
+        assert session.running_count == 3  # over the limit of 1
+        with pytest.raises(TooManyResponses):  # which still refuses anything new
+            await manager.create_response(session, "4", produce=Script())
 
 
 async def test_one_running_response_per_conversation(new_manager: ManagerFactory) -> None:

@@ -277,6 +277,28 @@ async def test_resume_steals_from_a_live_session(new_manager: ManagerFactory) ->
         assert manager.session_of(response) is two
 
 
+async def test_a_recreate_by_request_id_steals_from_a_live_session_too(
+    new_manager: ManagerFactory,
+) -> None:
+    async with new_manager(resume_window_s=5).running() as manager:
+        first, second = ListSink(), ListSink()
+        one = manager.open_session("alice", first)
+        script = Script()
+        response, _ = await manager.create_response(one, "r", produce=script)
+        script.feed("x")
+        await script.wait_emitted(1)
+        again, new = await manager.create_response(
+            manager.open_session("alice", second), "r", produce=Script()
+        )
+        assert (again, new) == (response, False)
+        script.feed("y", FinishInfo())
+        await second.wait_done(response.id)
+        assert second.seqs(response.id) == [0, 1, 2, 3]
+        # The old session, still open, got nothing after the move: no Done either.
+        assert first.seqs(response.id) == [0, 1]
+        assert one.responses == {}
+
+
 async def test_cancel_from_another_session_tells_the_canceller(new_manager: ManagerFactory) -> None:
     async with new_manager(resume_window_s=5).running() as manager:
         old = manager.open_session("alice", ListSink())

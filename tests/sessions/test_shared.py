@@ -128,6 +128,10 @@ async def test_same_request_id_on_two_instances_makes_one_upstream_call(
         assert new
         script_a.feed("x")
         await script_a.wait_emitted(1)
+        # Known to b only through Redis: what a refused duplicate on b would name.
+        elsewhere = b.open_session("alice", ListSink())
+        assert await b.locate(elsewhere, "same") == (response.id, response.epoch)
+        assert await b.locate(b.open_session("bob", ListSink()), "same") is None
         second = ListSink()
         mirror, new_b = await b.create_response(
             b.open_session("alice", second), "same", produce=script_b

@@ -266,6 +266,25 @@ async def test_a_value_of_the_wrong_json_type_is_refused_not_converted(
     assert error["param"] == (nested if field == "stream_options" else field)
 
 
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"stop": 5}, "stop"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+    ],
+)
+async def test_param_names_the_field_as_the_client_wrote_it(
+    body: dict[str, object], param: str
+) -> None:
+    # Not pydantic's path through its unions (messages.0.user.content.str).
+    payload = {"model": "demo/echo", "messages": user("x"), **body}
+    async with gateway() as gw, gw.http() as client:
+        response = await client.post("/api/v1/chat/completions", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == param
+
+
 async def test_an_integer_is_a_number_where_a_number_is_asked() -> None:
     async with gateway() as gw, gw.http() as client:
         response = await client.post(

@@ -63,11 +63,59 @@ CASES: list[tuple[str, str | bytes, str, dict[str, Any]]] = [
     ),
     ("typo field", dumps({**CREATE, "modle": "x"}), "validation_error", {"param": "modle"}),
     ("empty messages", dumps({**CREATE, "messages": []}), "validation_error", {}),
+    # param is the path as the client wrote it, never the validator's own: no union
+    # member (ts.int, tool_choice.literal[...]) and no tag (messages.0.user.content).
     (
-        "bad role",
+        "union member",
+        dumps({"type": "ping", "ts": [1]}),
+        "validation_error",
+        {"param": "ts"},
+    ),
+    (
+        "tagged union",
+        dumps({**CREATE, "messages": [{"role": "user", "content": 5}]}),
+        "validation_error",
+        {"param": "messages[0].content"},
+    ),
+    (
+        "literal member",
+        dumps({**CREATE, "tool_choice": "sometimes"}),
+        "validation_error",
+        {"param": "tool_choice"},
+    ),
+    (
+        "wrong tag",
         dumps({**CREATE, "messages": [{"role": "bot", "content": "x"}]}),
         "validation_error",
-        {},
+        {"param": "messages[0].role"},
+    ),
+    (
+        "deep in a tagged member",
+        dumps(
+            {
+                **CREATE,
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": 1}}],
+                    }
+                ],
+            }
+        ),
+        "validation_error",
+        {"param": "messages[0].tool_calls[0].function.name"},
+    ),
+    (
+        "under a tag named like its field",
+        dumps({**CREATE, "response_format": {"type": "json_schema"}}),
+        "validation_error",
+        {"param": "response_format.json_schema"},
+    ),
+    (
+        "list member of a union",
+        dumps({**CREATE, "params": {"stop": [5]}}),
+        "validation_error",
+        {"param": "params.stop[0]"},
     ),
     ("cancel without id", dumps({"type": "response.cancel"}), "validation_error", {}),
     (

@@ -34,6 +34,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 import pytest
 import structlog
 import structlog.testing
@@ -152,8 +153,10 @@ def _create_id(frame: Frame) -> str | None:
     if not isinstance(frame, str):
         return None
     try:
-        message = json.loads(frame)
-    except (ValueError, RecursionError):
+        # The server's parser: json.loads would also read what the server refuses
+        # unread (``Infinity``, which json.dumps writes for an infinite float).
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
         return None
     if not isinstance(message, dict) or message.get("type") != "response.create":
         return None

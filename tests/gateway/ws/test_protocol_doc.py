@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from gateway import errors
+from gateway.settings import load_settings
 from gateway.ws import close_codes
 from sessions import Reason
 
@@ -100,3 +101,17 @@ def test_every_done_reason_is_in_the_status_table() -> None:
     documented = set(re.findall(r"^\| `[a-z]+` \| `([a-z_]+)` \|", table, re.MULTILINE))
     missing = sorted({reason.value for reason in Reason} - documented)
     assert not missing, f"response.done reasons missing from the status table: {missing}"
+
+
+def test_the_client_examples_output_counts_the_default_agents_instructions() -> None:
+    # The demo counts words, and a socket's requests get the default agent's
+    # instructions as their first message: those are input tokens too.
+    example = _section("## Client example", "To stop an answer")
+    sent = re.search(r'"content": "([^"]+)"', example)
+    usage = re.search(r"\{'input_tokens': (\d+), 'output_tokens': (\d+)\}", example)
+    assert sent is not None and usage is not None
+    settings = load_settings()
+    assert settings.ws_default_agent is not None
+    instructions = settings.agents[settings.ws_default_agent].instructions
+    words = len(sent[1].split())
+    assert (int(usage[1]), int(usage[2])) == (words + len(instructions.split()), words)

@@ -160,21 +160,76 @@ async def test_create_with_a_known_request_id_after_reconnect_is_idempotent() ->
 
 
 async def test_duplicate_request_id_on_the_same_socket_is_an_error() -> None:
-    async with gateway(demo_token_delay_ms=10) as gw:
+    async with fake_upstream() as (upstream, overrides):
+        upstream.queue(Scenario(tokens=TOKENS, stall_after=2))  # runs until cancelled
+        async with gateway(**overrides) as gw:
+            client = await gw.open()
+            rid = await client.create("hi", model=MODEL)
+            created = await client.next("response.created")
+            await client.create("x", request_id=rid, model=MODEL, event_id="dup")
+            err = (await client.next("error"))["error"]
+            assert (err["code"], err["request_id"], err["event_id"]) == (
+                "duplicate_request",
+                rid,
+                "dup",
+            )
+            assert "already in progress" in err["message"]
+            # It names the response the request_id stands for.
+            assert (err["response_id"], err["epoch"]) == (created["response_id"], created["epoch"])
+            await client.send("response.cancel", request_id=rid)
+            assert (await client.frames_of(created["response_id"]))[-1]["status"] == "cancelled"
+            # After its response.done (still retained): a duplicate, no longer "in progress".
+            await client.create("x", request_id=rid, model=MODEL, event_id="dup2")
+            err = (await client.next("error"))["error"]
+            assert (err["code"], err["event_id"], err["response_id"]) == (
+                "duplicate_request",
+                "dup2",
+                created["response_id"],
+            )
+            assert "was already answered" in err["message"]
+            await client.aclose()
+
+
+async def test_a_recreate_that_cannot_be_replayed_whole_names_the_response_to_resume() -> None:
+    # A buffer of 3 events holds only the end of a 7-event answer: no replay from seq 0.
+    async with gateway(resume_window_ms=5_000, replay_max_events=3) as gw:
         client = await gw.open()
-        rid = await client.create("a b c d e")
-        await client.send(
-            "response.create",
-            request_id=rid,
-            messages=[{"role": "user", "content": "x"}],
-            event_id="dup",
-        )
-        err = (await client.next("error"))["error"]
-        assert (err["code"], err["request_id"], err["event_id"]) == (
-            "duplicate_request",
-            rid,
-            "dup",
-        )
-        got = await client.response(rid)
-        assert got.text == "a b c d e"
+        got = await client.response(await client.create("a b c d e", request_id="req-evicted"))
         await client.aclose()
+        again = await gw.open()
+        await again.create("a b c d e", request_id="req-evicted", event_id="e9")
+        err = (await again.next("error"))["error"]
+        assert (err["code"], err["event_id"], err["request_id"]) == (
+            "duplicate_request",
+            "e9",
+            "req-evicted",
+        )
+        assert (err["response_id"], err["epoch"]) == (got.response_id, got.created["epoch"])
+        # What the error advises works with what it carries.
+        created = {"response_id": err["response_id"], "epoch": err["epoch"]}
+        last_seq = got.deltas[-1]["seq"]
+        assert (await again.resume(created, last_seq))["recovered"] is True
+        (done,) = await again.frames_of(got.response_id)
+        assert done == got.done
+        await again.aclose()
+
+
+async def test_a_response_resumed_elsewhere_ends_on_the_new_socket_alone() -> None:
+    async with fake_upstream() as (upstream, overrides):
+        upstream.queue(Scenario(tokens=TOKENS, stall_after=3))
+        async with gateway(resume_window_ms=5_000, **overrides) as gw:
+            old, created, last_seq, _ = await start(gw, deltas=1)
+            new = await gw.open()
+            assert (await new.resume(created, last_seq))["recovered"] is True
+            await new.send("response.cancel", response_id=created["response_id"])
+            done = (await new.frames_of(created["response_id"]))[-1]
+            assert (done["type"], done["status"]) == ("response.done", "cancelled")
+            # The old socket, still open, got nothing of it after the move: no done
+            # either. Its pong comes after anything queued for it before.
+            await old.send("ping", ts="after")
+            await old.next("pong")
+            mine = [f for f in old.frames if f.get("response_id") == created["response_id"]]
+            assert mine and all(f["seq"] < done["seq"] for f in mine)
+            assert "response.done" not in [f["type"] for f in mine]
+            await old.aclose()
+            await new.aclose()

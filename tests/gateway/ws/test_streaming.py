@@ -114,6 +114,47 @@ async def test_session_update_with_unknown_model_is_rejected_whole() -> None:
         await client.aclose()
 
 
+async def test_session_update_params_merge_field_by_field() -> None:
+    async with gateway() as gw:
+        client = await gw.open()
+        await client.send("session.update", session={"params": {"max_tokens": 5}})
+        await client.next("session.updated")
+        await client.send("session.update", session={"params": {"temperature": 0.5}})
+        params = (await client.next("session.updated"))["session"]["params"]
+        # Omitted fields stay as they are.
+        assert params == {"temperature": 0.5, "max_tokens": 5, "top_p": None, "stop": None}
+        got = await client.response(await client.create("x", model="demo/lorem"))
+        assert got.text == "Lorem ipsum dolor sit amet,"
+        # A field set to null clears that field alone; params null clears them all.
+        await client.send("session.update", session={"params": {"max_tokens": None}})
+        params = (await client.next("session.updated"))["session"]["params"]
+        assert params == {"temperature": 0.5, "max_tokens": None, "top_p": None, "stop": None}
+        await client.send("session.update", session={"params": None})
+        assert (await client.next("session.updated"))["session"]["params"] is None
+        await client.aclose()
+
+
+async def test_an_unknown_demo_model_is_refused_before_anything_starts() -> None:
+    # The demo's list of models is closed: its own check refuses the name, as
+    # response.create asks it, and the update applies whole or not at all.
+    async with gateway() as gw:
+        client = await gw.open()
+        await client.send(
+            "session.update", event_id="e17", session={"model": "demo/nope", "agent": "assistant"}
+        )
+        err = (await client.next("error"))["error"]
+        assert (err["code"], err["param"], err["event_id"]) == ("model_not_found", "model", "e17")
+        await client.send("session.update", session={})
+        updated = (await client.next("session.updated"))["session"]
+        assert (updated["model"], updated["agent"]) == (None, None)
+        await client.send(
+            "response.create", request_id="r1", messages=user("hi"), model="demo/nope"
+        )
+        err = (await client.next("error"))["error"]
+        assert (err["code"], err["request_id"]) == ("model_not_found", "r1")
+        await client.aclose()
+
+
 async def test_agent_instructions_reach_the_model() -> None:
     async with gateway() as gw:
         client = await gw.open()

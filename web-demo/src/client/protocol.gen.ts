@@ -341,9 +341,13 @@ export interface ErrorBody {
    */
   request_id?: string | null;
   /**
-   * Likewise, the response_id the refused message named.
+   * Likewise, the response_id the refused message named; for duplicate_request, that of the response its request_id names.
    */
   response_id?: string | null;
+  /**
+   * Only on duplicate_request: the epoch of that response, so that response.resume can name it.
+   */
+  epoch?: number | null;
   /**
    * The refused message's event_id.
    */
