@@ -188,6 +188,22 @@ class ResumeResult:
         return EVENT_OVERHEAD_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A response this sink was showing now streams to another session: a resume, or a
+    re-create of its ``request_id``, elsewhere took it. Nothing more of it comes here,
+    not even its ``Done``, so this is the sink's cue to stop waiting for it. Not one of
+    the response's events: no ``seq``, never replayed.
+    """
+
+    response_id: str
+    request_id: str
+
+    @property
+    def nbytes(self) -> int:
+        return EVENT_OVERHEAD_BYTES
+
+
 ResponseEvent = (
     Created | Delta | ReasoningDelta | ToolCallAdded | ToolArgumentsDelta | ToolCallDone | Done
 )
@@ -202,6 +218,7 @@ SinkEvent = (
     | ToolCallDone
     | Done
     | ResumeResult
+    | Moved
 )
 """Everything a :class:`~sessions.sink.Sink` receives."""
 

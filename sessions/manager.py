@@ -41,6 +41,7 @@ from sessions.errors import (
 from sessions.events import (
     Done,
     FinishInfo,
+    Moved,
     Reason,
     ResponseEvent,
     ResponseMeta,
@@ -517,6 +518,8 @@ class SessionManager:
             other = self._sessions.get(previous)
             if other is not None:
                 other.responses.pop(response.id, None)
+                if response.done is None:  # still expected there: say it will not come
+                    other.sink.push(Moved(response.id, response.request_id))
         was_attached = response.attached
         response.attach(session.sink, session.id)
         session.responses[response.id] = response

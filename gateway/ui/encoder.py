@@ -40,7 +40,7 @@ import orjson
 
 from gateway.errors import GatewayError
 from gateway.ws.wire import as_gateway_error
-from sessions import Created, Delta, Done, Reason, ResumeResult, SinkEvent, Status
+from sessions import Created, Delta, Done, Moved, Reason, ResumeResult, SinkEvent, Status
 from sessions.events import ReasoningDelta, ToolArgumentsDelta, ToolCallAdded, ToolCallDone
 
 DONE_LINE: Final = b"data: [DONE]\n\n"
@@ -102,6 +102,8 @@ class UIStreamEncoder:
                 return self._done(event)
             case ResumeResult():
                 return b""  # the replay that follows speaks for itself
+            case Moved():
+                return self._moved()
             case _:
                 assert_never(event)
 
@@ -179,6 +181,14 @@ class UIStreamEncoder:
             )
         self._calls.clear()
         return out
+
+    def _moved(self) -> bytes:
+        """Another stream took the answer over (a resume of the same chat, e.g. a
+        reload or a second tab): this one ends as a stopped one, so that its
+        ``useChat`` is ready again instead of waiting for parts that go elsewhere."""
+        self.ended = True
+        out = self._close_block() + self._unfinished_calls()
+        return out + part({"type": "abort", "reason": "moved"}) + DONE_LINE
 
     def _done(self, done: Done) -> bytes:
         self.ended = True

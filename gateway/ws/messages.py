@@ -299,6 +299,15 @@ class ResumeResultFrame(_Outbound):
     from_seq: int | None
 
 
+class ResponseMovedFrame(_Outbound):
+    """The response now streams to another socket, which resumed it or re-sent its
+    request_id: this socket gets nothing more of it, not even its ``response.done``."""
+
+    type: Literal["response.moved"]
+    response_id: str
+    request_id: str
+
+
 class ServerDrainingFrame(_Outbound):
     type: Literal["server.draining"]
     deadline_ms: int = Field(description="Milliseconds until running responses are cut off.")
@@ -327,6 +336,7 @@ ServerMessage: TypeAlias = Annotated[
     | ResponseDone
     | ErrorFrame
     | ResumeResultFrame
+    | ResponseMovedFrame
     | ServerDrainingFrame
     | SessionUpdated
     | Pong,

@@ -18,6 +18,7 @@ from sessions.events import (
     Created,
     Delta,
     Done,
+    Moved,
     ReasoningDelta,
     ResumeResult,
     SinkEvent,
@@ -113,6 +114,10 @@ def event(ev: SinkEvent) -> bytes:
                 "recovered": ev.recovered,
                 "from_seq": ev.from_seq,
             }
+        )
+    if type(ev) is Moved:
+        return _dumps(
+            {"type": "response.moved", "response_id": ev.response_id, "request_id": ev.request_id}
         )
     raise TypeError(f"not a session event: {type(ev).__name__}")
 

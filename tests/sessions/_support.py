@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import anyio
 
-from sessions import Created, Delta, Done, FinishInfo, Response, ResumeResult, SinkEvent
+from sessions import Created, Delta, Done, FinishInfo, Moved, Response, ResumeResult, SinkEvent
 
 
 class ListSink:
@@ -38,8 +38,11 @@ class ListSink:
         return [
             e
             for e in self.events
-            if not isinstance(e, ResumeResult) and e.response_id == response_id
+            if not isinstance(e, ResumeResult | Moved) and e.response_id == response_id
         ]
+
+    def moves(self) -> list[Moved]:
+        return [e for e in self.events if isinstance(e, Moved)]
 
     def seqs(self, response_id: str) -> list[int]:
         return [e.seq for e in self.of(response_id)]

@@ -10,6 +10,7 @@ from sessions import (
     Created,
     Done,
     FinishInfo,
+    Moved,
     Response,
     ResumeResult,
     Status,
@@ -272,6 +273,9 @@ async def test_resume_steals_from_a_live_session(new_manager: ManagerFactory) ->
         script.feed("x", FinishInfo())
         await second.wait_done(response.id)
         assert first.seqs(response.id) == [0]
+        # The old session is told once, so that it stops waiting for the Done.
+        assert first.moves() == [Moved(response.id, "r")]
+        assert second.moves() == []
         # Closing the old socket no longer affects the response.
         manager.close_session(one)
         assert manager.session_of(response) is two
@@ -294,9 +298,28 @@ async def test_a_recreate_by_request_id_steals_from_a_live_session_too(
         script.feed("y", FinishInfo())
         await second.wait_done(response.id)
         assert second.seqs(response.id) == [0, 1, 2, 3]
-        # The old session, still open, got nothing after the move: no Done either.
+        # The old session, still open, got nothing after the move but the notice of
+        # it: no Done either.
         assert first.seqs(response.id) == [0, 1]
+        assert first.moves() == [Moved(response.id, "r")]
+        assert isinstance(first.events[-1], Moved)
         assert one.responses == {}
+
+
+async def test_a_finished_response_replayed_elsewhere_tells_its_old_session_nothing(
+    new_manager: ManagerFactory,
+) -> None:
+    # Its Done already reached the old session: nothing is missing there.
+    async with new_manager(resume_window_s=5).running() as manager:
+        first, second = ListSink(), ListSink()
+        one = manager.open_session("alice", first)
+        script = Script()
+        response, _ = await manager.create_response(one, "r", produce=script)
+        script.feed("x", FinishInfo())
+        await first.wait_done(response.id)
+        await manager.resume(manager.open_session("alice", second), response.id, manager.epoch, 0)
+        await second.wait_done(response.id)
+        assert first.moves() == []
 
 
 async def test_cancel_from_another_session_tells_the_canceller(new_manager: ManagerFactory) -> None:

@@ -197,6 +197,29 @@ async def test_a_disconnect_does_not_stop_and_resume_replays_it_whole_once() -> 
         assert record.outcome == "completed"
 
 
+async def test_a_resume_while_the_first_stream_is_open_ends_that_one_as_stopped() -> None:
+    # Two tabs on one chat (or a reload before the old connection is seen to close):
+    # the answer moves to the resuming stream, and the first must end, not hang.
+    async with fake_upstream() as (upstream, overrides), gateway(**overrides) as gw:
+        upstream.queue(Scenario(tokens=[f" w{i}" for i in range(60)], delay_s=0.01))
+        async with (
+            gw.http() as http,
+            open_stream(http, "POST", URL, json=body("x", model=OPENAI)) as first,
+        ):
+            await first.until("text-delta")
+            async with open_stream(http, "GET", f"{URL}/chat-1/stream") as resumed:
+                await resumed.until("text-delta")
+                abort = await first.until("abort")
+                assert await first.next() == DONE
+                await resumed.rest()
+        assert abort == {"type": "abort", "reason": "moved"}
+        assert "text-end" in first.types  # its open block is closed before it ends
+        assert resumed.types[-3:] == ["finish-step", "finish", DONE]
+        assert resumed.text == "".join(f" w{i}" for i in range(60))
+        (record,) = upstream.requests
+        assert record.outcome == "completed"  # moving it did not stop the answer
+
+
 async def test_stop_after_a_disconnect_closes_the_upstream() -> None:
     async with fake_upstream() as (upstream, overrides), gateway(**overrides) as gw:
         upstream.queue(SLOW)

@@ -224,12 +224,19 @@ async def test_a_response_resumed_elsewhere_ends_on_the_new_socket_alone() -> No
             await new.send("response.cancel", response_id=created["response_id"])
             done = (await new.frames_of(created["response_id"]))[-1]
             assert (done["type"], done["status"]) == ("response.done", "cancelled")
-            # The old socket, still open, got nothing of it after the move: no done
-            # either. Its pong comes after anything queued for it before.
+            # The old socket, still open, is told of the move once, and gets nothing
+            # more of it: no done either. Its pong comes after anything queued before.
+            moved = await old.next("response.moved")
+            assert moved == {
+                "type": "response.moved",
+                "response_id": created["response_id"],
+                "request_id": created["request_id"],
+            }
             await old.send("ping", ts="after")
             await old.next("pong")
             mine = [f for f in old.frames if f.get("response_id") == created["response_id"]]
-            assert mine and all(f["seq"] < done["seq"] for f in mine)
+            assert mine[-1] == moved
+            assert all(f["seq"] < done["seq"] for f in mine[:-1])
             assert "response.done" not in [f["type"] for f in mine]
             await old.aclose()
             await new.aclose()

@@ -539,6 +539,12 @@ export class ChatClient {
         }
         return;
       }
+      case "response.moved": {
+        // Another socket (another tab of this user) resumed it and follows it now.
+        const entry = this.byResponse.get(frame.response_id);
+        if (entry) this.finish(entry, failed(clientError("response_moved")));
+        return;
+      }
       case "error":
         return this.error(frame.error);
       case "server.draining":

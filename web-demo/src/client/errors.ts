@@ -34,6 +34,7 @@ const SENTENCES: Record<string, string> = {
   unsupported_parameter: "This model does not support one of the request's settings.",
   // The client's own:
   resume_failed: "The connection dropped and this answer could not be recovered. Send it again.",
+  response_moved: "This answer continues in another tab or window, which picked it up.",
   connection_lost: "The connection to the gateway was lost and could not be restored.",
   connection_refused: "The gateway closed the connection and asked not to reconnect.",
 };

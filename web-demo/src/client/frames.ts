@@ -79,6 +79,7 @@ export const HANDLED_SERVER_TYPES: ReadonlySet<string> = new Set<ServerFrame["ty
   "response.done",
   "error",
   "resume.result",
+  "response.moved",
   "server.draining",
   "pong",
   "response.output_item.added",

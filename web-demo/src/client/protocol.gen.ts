@@ -14,6 +14,7 @@ export type ServerMessage =
   | ResponseDone
   | ErrorFrame
   | ResumeResultFrame
+  | ResponseMovedFrame
   | ServerDrainingFrame
   | SessionUpdated
   | Pong;
@@ -367,6 +368,15 @@ export interface ResumeResultFrame {
   response_id: string;
   recovered: boolean;
   from_seq: number | null;
+}
+/**
+ * The response now streams to another socket, which resumed it or re-sent its
+ * request_id: this socket gets nothing more of it, not even its ``response.done``.
+ */
+export interface ResponseMovedFrame {
+  type: "response.moved";
+  response_id: string;
+  request_id: string;
 }
 export interface ServerDrainingFrame {
   type: "server.draining";

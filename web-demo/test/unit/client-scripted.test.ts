@@ -80,6 +80,26 @@ test("frames repeated after a resume are dropped: the text arrives exactly once"
   expect(resumes).toEqual([{ type: "response.resume", event_id: `resume:${r.handle.requestId}`, response_id: "resp_1", epoch: 7, last_seq: 2 }]);
 });
 
+test("an answer another tab took over ends here with a readable error, its text kept", async () => {
+  const url = await scripted((socket) => {
+    onMessage(socket, (frame) => {
+      if (frame.type === "response.create") {
+        const base = { response_id: "resp_1" };
+        json(socket, { type: "response.created", ...base, request_id: frame.request_id, model: "m", provider: "p", epoch: 7, seq: 0 });
+        json(socket, { type: "response.output_text.delta", ...base, seq: 1, delta: "a" });
+        json(socket, { type: "response.moved", ...base, request_id: frame.request_id });
+      }
+    });
+  });
+  const c = newClient(url);
+  const r = track(c, { messages: user("hi") });
+  const done = await r.done;
+  expect(done.status).toBe("failed");
+  expect(done.error?.code).toBe("response_moved");
+  expect(done.error?.message).toContain("another tab");
+  expect(r.text()).toBe("a");
+});
+
 test("a resume the server cannot honour fails the answer with a readable error", async () => {
   const url = await scripted((socket, index) => {
     onMessage(socket, (frame) => {
