@@ -3,7 +3,8 @@
 uvicorn's own shutdown closes every WebSocket with 1012 at once, so on the first
 SIGTERM/SIGINT this server does not stop: it starts the app's drain (readiness
 turns 503, sessions are told to finish) and sets ``should_exit`` only when the
-drain is done or its deadline passed. A second signal exits at once.
+drain is done or its deadline passed. A second signal exits at once. A drain
+started by ``POST /admin/drain`` ends the same way: the process exits once drained.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import structlog
 import uvicorn
+from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -44,6 +46,7 @@ class GatewayServer(uvicorn.Server):
         self.app = app
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_requested: anyio.Event | None = None
+        self._tasks: TaskGroup | None = None
         self._signalled = False
         self.url: str | None = None  # once listening
 
@@ -52,7 +55,8 @@ class GatewayServer(uvicorn.Server):
         self._drain_requested = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._drain_then_exit)
+                self._tasks = tg
+                tg.start_soon(self._drain_on_signal)
                 await super().serve(sockets)
                 tg.cancel_scope.cancel()
         finally:
@@ -61,6 +65,9 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)  # runs the app's lifespan start-up first
         _tune_collector()
+        services = self._services()
+        if self.started and services is not None and self._tasks is not None:
+            self._tasks.start_soon(self._exit_once_drained, services)
         if self.started:
             self._announce()
 
@@ -93,17 +100,21 @@ class GatewayServer(uvicorn.Server):
         # shutdown, and the default SIGTERM action would turn a clean drain into
         # exit status -15.
 
-    async def _drain_then_exit(self) -> None:
+    async def _drain_on_signal(self) -> None:
         assert self._drain_requested is not None
         await self._drain_requested.wait()
         services = self._services()
-        if services is None:  # lifespan not started yet (or failed): nothing to drain
+        if services is None or not self.started:  # lifespan not up (or failed): no drain
             self.should_exit = True
             return
         lifecycle = services.lifecycle
-        _log.info("drain.started", timeout_s=lifecycle.drain_timeout_s)
+        _log.info("drain.started", timeout_s=lifecycle.drain_timeout_s, by="signal")
         lifecycle.start_drain()
-        await lifecycle.drained.wait()
+
+    async def _exit_once_drained(self, services: Services) -> None:
+        """Stop uvicorn once a drain is over, whoever started it (a signal or the admin
+        route): a drained instance serves nothing new, so it must not linger."""
+        await services.lifecycle.drained.wait()
         _log.info("drain.finished")
         self.should_exit = True
 

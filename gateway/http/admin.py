@@ -1,5 +1,8 @@
 """``POST /admin/drain``: take this instance out of rotation (e.g. before a deploy).
 
+The drain is the one SIGTERM starts (:mod:`gateway.server`), and ends the same way:
+once it is over the process exits, for its supervisor to restart or replace.
+
 The route exists only when ``settings.admin_token`` is set, and requires it as a
 bearer token; it is separate from the client keys on purpose.
 """

@@ -92,6 +92,35 @@ async def test_first_signal_drains_before_uvicorn_stops() -> None:
         assert services(server).lifecycle.drained.is_set()
 
 
+async def test_a_drain_by_the_admin_route_ends_in_exit_like_one_by_signal() -> None:
+    # A drained instance serves nothing new: it must exit, not linger unready.
+    hook_started = anyio.Event()
+    release = anyio.Event()
+
+    async def slow_hook(deadline: float) -> None:
+        hook_started.set()
+        await release.wait()
+
+    async with running(drain_timeout_s=30, admin_token="adm-0123456789") as (
+        server,
+        base,
+        stopped,
+    ):
+        services(server).lifecycle.add_drain_hook(slow_hook)
+        async with httpx.AsyncClient(base_url=base) as client:
+            drain = await client.post(
+                "/admin/drain", headers={"authorization": "Bearer adm-0123456789"}
+            )
+        assert drain.status_code == 202
+        with anyio.fail_after(5):
+            await hook_started.wait()
+        assert not server.should_exit  # not before the drain is over
+        release.set()
+        with anyio.fail_after(5):
+            await stopped.wait()
+        assert server.should_exit and not server.force_exit
+
+
 async def test_second_signal_forces_exit() -> None:
     hook_started = anyio.Event()
 
