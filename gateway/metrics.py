@@ -181,7 +181,9 @@ class Metrics:
     def observe_chat(self, summary: ChatSummary) -> None:
         """One finished chat request, from its summary line."""
         provider = summary.provider or "none"
-        reason = summary.extra.get("reason") or summary.error_code or "none"
+        # The error's own code first: a session's ending reason (upstream_error) is
+        # coarser, and HTTP, which has no session, would count the same failure apart.
+        reason = summary.error_code or summary.extra.get("reason") or "none"
         self._requests(summary.transport, summary.status, str(reason), provider).inc()
         model = summary.target_model
         if model is not None:

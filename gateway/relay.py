@@ -320,9 +320,7 @@ def _summarise(summary: ChatSummary, ending: Ending) -> None:
     summary.usage(ending.usage)
     error = ending.error
     if error is not None:
-        summary.error_code = error.code
-        # Log-only detail of an upstream failure (hosts, ports): never sent to clients.
-        summary.error_detail = getattr(error, "detail", None)
+        summary.record_error(error)
     summary.extra["reason"] = ending.reason
 
 

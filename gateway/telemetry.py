@@ -60,8 +60,16 @@ class ChatSummary:
 
     def failed(self, error: GatewayError) -> None:
         self.status = "error"
+        self.record_error(error)
+
+    def record_error(self, error: GatewayError) -> None:
+        """The error's code, its log-only detail, and the provider that failed when the
+        answer never got as far as being routed to one (a refusal on opening)."""
         self.error_code = error.code
+        # Log-only detail of an upstream failure (hosts, ports): never sent to clients.
         self.error_detail = getattr(error, "detail", None)
+        if self.provider is None:
+            self.provider = getattr(error, "provider", None)
 
     def cancelled(self) -> None:
         if self.status == "ok":

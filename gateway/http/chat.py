@@ -79,6 +79,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         summary.emit()
         raise
     summary.model = prepared.route.requested_model
+    summary.agent = prepared.agent  # the transport's default when none was named
     if stream:
         return ChatStreamResponse(
             services.router,

@@ -143,6 +143,35 @@ async def test_upstream_errors_and_retries_are_counted() -> None:
     assert value(samples, "gateway_circuit_state", provider="openai") == 0
 
 
+async def test_one_provider_failure_is_counted_alike_on_every_transport() -> None:
+    # The provider refuses the gateway's key on opening: the same code and provider
+    # label whether the request came over HTTP, the socket or the UI chat.
+    upstream = FakeUpstream(api_key="sk-right-key-0123")
+    async with serve(openai_fake(upstream)) as base:
+        config = {"openai_base_url": f"{base}/v1", "openai_api_key": "sk-wrong-key-0123"}
+        async with ws.gateway(**config) as gw, httpx.AsyncClient(base_url=gw.base) as http:
+            refused = await http.post(
+                "/api/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": ws.user("hi"), "stream": True},
+            )
+            assert refused.status_code == 502
+            client = await gw.open()
+            got = await client.response(await client.create("hi", model="gpt-4o-mini"))
+            assert got.done["status"] == "failed"
+            await client.aclose()
+            async with ui.open_stream(
+                http, "POST", "/api/v1/ui/chat", json=ui.body("hi", model="gpt-4o-mini")
+            ) as parts:
+                await parts.until("error")
+            samples = await scrape(http)
+    for transport in ("http", "ws", "ui"):
+        labels = {"transport": transport, "status": "error", "provider": "openai"}
+        counted = value(
+            samples, "gateway_chat_requests_total", **labels, reason="upstream_auth_failed"
+        )
+        assert counted == 1, transport
+
+
 async def test_a_metrics_token_is_required_when_set() -> None:
     async with (
         ws.gateway(metrics_token="scrape-secret-123") as gw,

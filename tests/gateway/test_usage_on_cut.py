@@ -79,6 +79,7 @@ async def test_cancel_mid_stream_reports_the_usage_known_before_the_cut(provider
     assert done["usage"] == KNOWN[provider]
     summary = _summary(logs)
     assert summary["status"] == "cancelled"
+    assert summary["agent"] == "assistant"  # the socket's default, named in the log too
     assert (summary["input_tokens"], summary["output_tokens"]) == tuple(KNOWN[provider].values())
 
 
