@@ -49,6 +49,7 @@ from gateway.errors import GatewayError, InternalError, ServerDraining, Upstream
 from gateway.providers.base import (
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -335,7 +336,7 @@ class _Transcript:
 
     def __call__(self, event: StreamEvent) -> Awaitable[object] | None:
         match event:
-            case TextDelta():
+            case TextDelta() | RefusalDelta():
                 self.parts.append(event.text)
             case ReasoningDelta() | ToolCallStart() | ToolCallDelta() | UsageSoFar() | Finish():
                 pass  # the summary logs the answer's text only

@@ -28,6 +28,7 @@ from gateway.http._responses import error_headers
 from gateway.providers.base import (
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -121,6 +122,10 @@ class ChunkWriter:
         # OpenAI's own API streams no reasoning text; compatible servers (DeepSeek,
         # vLLM) carry it as ``reasoning_content``, which clients already read.
         return _event(self._chunk({"reasoning_content": text}, None, choice))
+
+    def refusal(self, text: str, choice: int = 0) -> bytes:
+        """A piece of a refusal, as OpenAI streams it (``delta.refusal``)."""
+        return _event(self._chunk({"refusal": text}, None, choice))
 
     def tool_call_start(self, index: int, call_id: str, name: str, choice: int = 0) -> bytes:
         """The first piece of a tool call: index, id, type and name, empty arguments."""
@@ -219,6 +224,8 @@ class ChunkEncoder:
                 return self._send({"type": "http.response.body", "body": body, "more_body": True})
             case ReasoningDelta():
                 return self._body(self._writer.reasoning(event.text, event.choice))
+            case RefusalDelta():
+                return self._body(self._writer.refusal(event.text, event.choice))
             case ToolCallStart():
                 chunk = self._writer.tool_call_start(
                     event.index, event.call_id, event.name, event.choice

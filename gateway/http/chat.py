@@ -134,7 +134,11 @@ def _completion_object(completion_id: str, model: str, completion: Completion) -
 
 
 def _choice_object(index: int, choice: Choice) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": choice.text, "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.text,
+        "refusal": choice.refusal,
+    }
     if choice.tool_calls:
         message["tool_calls"] = [
             {

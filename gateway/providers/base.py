@@ -281,6 +281,15 @@ class ReasoningDelta:
     choice: int = 0
 
 
+@dataclass(slots=True)
+class RefusalDelta:
+    """A piece of the model's refusal to answer (OpenAI's ``delta.refusal``: with
+    structured outputs, the text it sends instead of the requested JSON)."""
+
+    text: str
+    choice: int = 0
+
+
 @dataclass(slots=True, frozen=True)
 class ToolCallStart:
     """A tool call begins. ``index`` tells calls of one answer apart (0, 1, ... in order)."""
@@ -327,7 +336,7 @@ class Finish:
 
 
 StreamEvent: TypeAlias = (
-    TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | UsageSoFar | Finish
+    TextDelta | ReasoningDelta | RefusalDelta | ToolCallStart | ToolCallDelta | UsageSoFar | Finish
 )
 
 
@@ -340,6 +349,7 @@ class Choice:
     tool_calls: tuple[ToolCall, ...] = ()
     logprobs: Any = None  # the provider's own logprobs object, passed through as it is
     reasoning: str | None = None
+    refusal: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -354,15 +364,17 @@ class Completion:
     more_choices: tuple[Choice, ...] = ()
     logprobs: Any = None
     reasoning: str | None = None
+    refusal: str | None = None
 
     @property
     def choices(self) -> tuple[Choice, ...]:
         first = Choice(
-            self.text if self.text or not self.tool_calls else None,
+            self.text if self.text or not (self.tool_calls or self.refusal) else None,
             self.finish_reason,
             self.tool_calls,
             self.logprobs,
             self.reasoning,
+            self.refusal,
         )
         return (first, *self.more_choices)
 

@@ -23,6 +23,7 @@ from typing import assert_never
 from gateway.providers.base import (
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -91,6 +92,10 @@ class SessionEncoder:
     def event(self, event: StreamEvent) -> Awaitable[object] | None:
         match event:
             case TextDelta():
+                self._emit(event.text)
+            case RefusalDelta():
+                # The socket and the UI stream have no refusal of their own (OpenAI's
+                # Realtime and the AI SDK's parts neither): it is the answer's text.
                 self._emit(event.text)
             case ReasoningDelta():
                 self._response.emit_reasoning(event.text)

@@ -50,6 +50,9 @@ class Scenario:
     - ``ping``: send the provider's keep-alive (SSE ``: ping`` comment / ``ping`` event)
       before every chunk.
     - ``thinking``: reasoning pieces streamed before the answer (Anthropic thinking block).
+    - ``refusal``: OpenAI only: refusal pieces streamed after the text (``delta.refusal``;
+      the whole answer's ``message.refusal``), as the API sends a structured-output
+      refusal (with ``tokens=[]``: no content at all).
     - ``tool_calls``: calls made after the text, each in the provider's own wire format
       (finish reason then defaults to the provider's "tool calls" reason).
     - ``garbage_after``: after N chunks send a malformed, truncated chunk (half an SSE
@@ -71,6 +74,7 @@ class Scenario:
     retry_after_ms: str | None = None
     ping: bool = False
     thinking: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
     tool_calls: list[FakeToolCall] = field(default_factory=list)
     garbage_after: int | None = None
     end_after: int | None = None

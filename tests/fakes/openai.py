@@ -205,6 +205,8 @@ async def _chunks(
                 if index == len(tokens) - 1:
                     yield chunk({}, "length", number)
         record.chunks_sent += 1
+    for piece in scenario.refusal:
+        yield chunk({"refusal": piece})
     for number, call in enumerate(scenario.tool_calls):
         # The first piece names the call (empty arguments), then argument fragments
         # with the index alone, as the API streams them.
@@ -249,10 +251,11 @@ def _finish_reason(scenario: Scenario) -> str:
 
 def _completion(model: str, scenario: Scenario, n: int = 1) -> dict[str, Any]:
     text = "".join(scenario.tokens)
+    refusal = "".join(scenario.refusal) or None
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": text if text or not scenario.tool_calls else None,
-        "refusal": None,
+        "content": text if text or not (scenario.tool_calls or refusal) else None,
+        "refusal": refusal,
     }
     if scenario.tool_calls:
         message["tool_calls"] = [

@@ -186,7 +186,8 @@ async def test_failure_before_the_first_event_never_opens_the_encoder(
     assert (ending.status, ending.error) == (Status.FAILED, failure)
     assert emitted[0]["status"] == "error"
     assert emitted[0]["error_code"] == "upstream_unavailable"
-    assert emitted[0]["provider"] is None  # nobody answered
+    # Nobody answered, but the summary (and its metrics) name the provider that failed.
+    assert (emitted[0]["provider"], emitted[0]["target_model"]) == ("openai", None)
 
 
 async def test_upstream_failure_after_the_first_token(emitted: list[dict[str, Any]]) -> None:

@@ -35,6 +35,7 @@ from gateway.providers.base import (
     Finish,
     FinishReason,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -111,11 +112,7 @@ class StreamDecoder:
                         text = delta.get("content")
                         if text:
                             events.append(TextDelta(text))
-                        if (
-                            "tool_calls" in delta
-                            or "reasoning_content" in delta
-                            or "reasoning" in delta
-                        ):
+                        if _more_than_text(delta):
                             self._rest(delta, events, 0)
                     finish = choice.get("finish_reason")
                     if finish:
@@ -143,7 +140,7 @@ class StreamDecoder:
                 text = delta.get("content")
                 if text:
                     events.append(TextDelta(text, number, choice.get("logprobs")))
-                if "tool_calls" in delta or "reasoning_content" in delta or "reasoning" in delta:
+                if _more_than_text(delta):
                     self._rest(delta, events, number)
             finish = choice.get("finish_reason")
             if finish and number not in self._finished:
@@ -159,6 +156,9 @@ class StreamDecoder:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             events.append(ReasoningDelta(reasoning, choice))
+        refusal = delta.get("refusal")
+        if refusal and isinstance(refusal, str):
+            events.append(RefusalDelta(refusal, choice))
         for call in delta.get("tool_calls") or ():
             index = call["index"]
             function = call.get("function") or {}
@@ -179,6 +179,16 @@ class StreamDecoder:
                 "openai stream ended before it finished", provider=NAME, retryable=True
             )
         return Finish(FINISH_REASONS.get(self._reason or "", "stop"), self._usage, self._last)
+
+
+def _more_than_text(delta: dict[str, Any]) -> bool:
+    # Per token: plain ``in`` tests are the cheapest way to rule the rest out.
+    return (
+        "tool_calls" in delta
+        or "reasoning_content" in delta
+        or "reasoning" in delta
+        or "refusal" in delta
+    )
 
 
 def usage(counts: Any) -> Usage | None:
@@ -211,6 +221,7 @@ def completion(raw: bytes, model: str, secret: str | None = None) -> Completion:
         more_choices=tuple(choices[1:]),
         logprobs=first.logprobs,
         reasoning=first.reasoning,
+        refusal=first.refusal,
     )
 
 
@@ -223,10 +234,12 @@ def _choice(choice: dict[str, Any]) -> Choice:
         for i, c in enumerate(message.get("tool_calls") or ())
     )
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    refusal = message.get("refusal")
     return Choice(
         text=message.get("content"),
         finish_reason=FINISH_REASONS.get(choice.get("finish_reason") or "", "stop"),
         tool_calls=calls,
         logprobs=choice.get("logprobs"),
         reasoning=reasoning if isinstance(reasoning, str) else None,
+        refusal=refusal if isinstance(refusal, str) else None,
     )

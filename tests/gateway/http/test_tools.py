@@ -277,6 +277,42 @@ async def test_parse_returns_the_parsed_object(provider: str) -> None:
         assert body["format"]["properties"] == schema["properties"]
 
 
+REFUSAL = ["I'm sorry, ", "I can't help with that."]
+
+
+async def test_a_refusal_reaches_parse_as_the_sdk_reads_it() -> None:
+    # Structured outputs: OpenAI answers a request it will not fulfil with a refusal
+    # instead of the JSON; the SDK's parse() gives it back with parsed=None.
+    async with setup("openai") as s:
+        s.upstream.queue(Scenario(tokens=[], refusal=REFUSAL))
+        completion = await s.client.chat.completions.parse(
+            model=s.model, messages=weather_question(), response_format=Weather
+        )
+    message = completion.choices[0].message
+    assert (message.content, message.parsed) == (None, None)
+    assert message.refusal == "".join(REFUSAL)
+
+
+async def test_a_streamed_refusal_arrives_as_refusal_deltas() -> None:
+    async with setup("openai") as s:
+        s.upstream.queue(Scenario(tokens=[], refusal=REFUSAL))
+        stream = await s.client.chat.completions.create(
+            model=s.model, messages=weather_question(), stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert [d.refusal for d in deltas if d.refusal] == REFUSAL
+    assert not "".join(d.content or "" for d in deltas)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    async with setup("openai") as s:  # the SDK's own stream helper gathers it too
+        s.upstream.queue(Scenario(tokens=[], refusal=REFUSAL))
+        async with s.client.chat.completions.stream(
+            model=s.model, messages=weather_question(), response_format=Weather
+        ) as helper:
+            final = await helper.get_final_completion()
+    assert final.choices[0].message.refusal == "".join(REFUSAL)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_json_object_reaches_the_provider(provider: str) -> None:
     async with setup(provider) as s:

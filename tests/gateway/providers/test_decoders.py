@@ -17,6 +17,7 @@ from gateway.providers.anthropic.decode import StreamDecoder as AnthropicDecoder
 from gateway.providers.base import (
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -63,6 +64,18 @@ def test_openai_parallel_tool_calls_interleaved() -> None:
         ToolCallDelta(0, ': "Paris"}'),
         ToolCallDelta(1, "{}"),
         Finish("tool_calls", Usage(20, 9)),
+    ]
+    for pieces in splits(raw):
+        assert run_sse(OpenAIDecoder(), pieces) == expected
+
+
+def test_openai_refusal_pieces_are_refusal_events() -> None:
+    # A structured-output refusal: the first delta has "refusal": "" and no content.
+    raw = (FIXTURES / "openai" / "refusal.sse").read_bytes()
+    expected = [
+        RefusalDelta("I'm sorry, "),
+        RefusalDelta("I can't help with that."),
+        Finish("stop", Usage(12, 8)),
     ]
     for pieces in splits(raw):
         assert run_sse(OpenAIDecoder(), pieces) == expected

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import Scenario
 from tests.gateway.http.test_tools import PIXEL
 from tests.gateway.ws._support import fake_upstream, gateway
 
@@ -171,3 +172,16 @@ async def test_a_named_tool_choice_ollama_cannot_honour_is_refused_by_name() -> 
     )
     assert not [f for f in client.frames if f["type"] == "response.created"]
     assert upstream.requests == []
+
+
+async def test_a_refusal_arrives_on_the_socket_as_the_answer_text() -> None:
+    # The socket has no refusal frame (nor has OpenAI's Realtime API): the text the
+    # model sent instead of an answer is not lost, it is the answer's text.
+    refusal = ["I'm sorry, ", "I can't help with that."]
+    async with fake_upstream("openai") as (upstream, overrides), gateway(**overrides) as gw:
+        upstream.queue(Scenario(tokens=[], refusal=refusal))
+        client = await gw.open()
+        got = await client.response(await client.create("hi", model=MODELS["openai"]))
+        await client.aclose()
+    assert got.text == "".join(refusal)
+    assert (got.done["status"], got.done["finish_reason"]) == ("completed", "stop")
