@@ -188,18 +188,37 @@ class ChatOptions:
     passthrough: tuple[tuple[str, Any], ...] = ()
 
     def given(self) -> list[str]:
-        """The wire names of the options that are set (``n: 1`` and ``logprobs: false`` are
-        the defaults and count as not set)."""
+        """The wire names of the options that ask for something: set, and not to their
+        OpenAI default (``_ASKS_FOR_NOTHING``). Many clients send the defaults
+        explicitly; a provider without the parameter honours those by doing nothing."""
         names: list[str] = []
         if self.tools:
             names.append("tools")
         for name in _OPTION_NAMES:
             value = getattr(self, name)
-            if value is None or (name == "n" and value == 1) or (name == "logprobs" and not value):
+            if value is None or _asks_for_nothing(name, value):
                 continue
             names.append(name)
-        names.extend(name for name, _ in self.passthrough)
+        names.extend(name for name, value in self.passthrough if not _asks_for_nothing(name, value))
         return names
+
+
+# OpenAI's defaults: a request that sets one of these to it asks for nothing.
+# (``n: 1`` and the penalties' 0 are what many clients send with every request.)
+_ASKS_FOR_NOTHING: dict[str, object] = {
+    "n": 1,
+    "logprobs": False,
+    "top_logprobs": 0,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "parallel_tool_calls": True,
+    "store": False,
+}
+
+
+def _asks_for_nothing(name: str, value: object) -> bool:
+    # The edge models are strict, so each value has its field's type: == is exact.
+    return name in _ASKS_FOR_NOTHING and value == _ASKS_FOR_NOTHING[name]
 
 
 _OPTION_NAMES = (

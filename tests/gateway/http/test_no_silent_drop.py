@@ -17,7 +17,7 @@ import pytest
 from openai.resources.chat.completions import AsyncCompletions
 
 from gateway.providers.base import PASSTHROUGH_PARAMS
-from tests.gateway.http.test_tools import PROVIDERS, setup, weather_question
+from tests.gateway.http.test_tools import PROVIDERS, TOOLS, setup, weather_question
 
 pytestmark = pytest.mark.anyio
 
@@ -134,3 +134,40 @@ async def test_a_participant_name_is_carried_or_refused_never_dropped(provider: 
         ("assistant", "concierge"),
         ("user", "alice"),
     ]
+
+
+# OpenAI's defaults, as many clients send them with every request.
+DEFAULTS: dict[str, Any] = {
+    "n": 1,
+    "logprobs": False,
+    "top_logprobs": 0,
+    "presence_penalty": 0,
+    "frequency_penalty": 0.0,
+    "parallel_tool_calls": True,
+    "store": False,
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_parameter_at_its_default_asks_for_nothing_and_every_provider_takes_it(
+    provider: str,
+) -> None:
+    async with setup(provider) as s:
+        completion = await s.client.chat.completions.create(
+            model=s.model, messages=weather_question(), tools=TOOLS, **DEFAULTS
+        )
+        body = s.upstream.last.body
+    assert completion.choices[0].message is not None
+    if provider == "openai":  # carried as sent all the same
+        assert {name: body[name] for name in DEFAULTS} == DEFAULTS
+    # Not a default: still refused where it cannot be honoured.
+    async with setup(provider) as s:
+        try:
+            await s.client.chat.completions.create(
+                model=s.model, messages=weather_question(), presence_penalty=0.5
+            )
+        except openai.BadRequestError as exc:
+            assert provider == "anthropic"
+            assert exc.param == "presence_penalty"
+        else:
+            assert provider != "anthropic"
