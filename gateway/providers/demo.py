@@ -164,10 +164,37 @@ def _script(request: ChatRequest) -> _Script:
     entry = _entry(request.model)
     input_tokens = sum(len(m.text.split()) for m in request.messages)
     if request.model == "tools":
-        return _tools(request, input_tokens)
-    build, _ = entry
-    tokens, reason = build(request)
-    return _Script(tokens, reason, input_tokens)
+        script = _tools(request, input_tokens)
+    else:
+        build, _ = entry
+        tokens, reason = build(request)
+        script = _Script(tokens, reason, input_tokens)
+    return _limited(script, request.params.stop, request.params.max_tokens)
+
+
+def _limited(script: _Script, stop: tuple[str, ...], max_tokens: int | None) -> _Script:
+    """The answer cut as a model cuts it: before the first stop sequence (``stop``),
+    else after ``max_tokens`` tokens (``length``). Tool calls are left whole."""
+    tokens, reason = script.tokens, script.reason
+    text = "".join(tokens)
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    if cut >= 0:
+        tokens, reason = _first_chars(tokens, cut), "stop"
+    if max_tokens is not None and len(tokens) > max_tokens:
+        tokens, reason = tokens[:max_tokens], "length"
+    if tokens is script.tokens:
+        return script
+    return _Script(tokens, reason, script.input_tokens, script.calls)
+
+
+def _first_chars(tokens: list[str], count: int) -> list[str]:
+    kept: list[str] = []
+    for token in tokens:
+        if count <= 0:
+            break
+        kept.append(token[:count])
+        count -= len(token)
+    return [t for t in kept if t]
 
 
 def _tokens(text: str) -> list[str]:

@@ -68,6 +68,24 @@ async def test_lorem_max_tokens_cuts_with_length() -> None:
     assert events[-1].usage == Usage(8, 5)
 
 
+@pytest.mark.parametrize(
+    ("params", "text", "reason"),
+    [
+        ({"stop": ("dolor",)}, "Lorem ipsum ", "stop"),  # before the stop sequence
+        ({"stop": ("sum", "psu")}, "Lorem i", "stop"),  # the earliest of several, mid-token
+        ({"stop": ("nowhere",), "max_tokens": 2}, "Lorem ipsum", "length"),
+    ],
+)
+async def test_stop_and_max_tokens_cut_every_demo_answer(
+    params: dict[str, Any], text: str, reason: str
+) -> None:
+    # Taken and honoured like a model's, never ignored: echo had no cut of its own.
+    for model, prompt in (("lorem", "x"), ("echo", "Lorem ipsum dolor sit amet")):
+        events = await collect(demo(), request(model, prompt, **params))
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text, model
+        assert isinstance(events[-1], Finish) and events[-1].reason == reason, model
+
+
 async def test_lorem_is_deterministic() -> None:
     provider = demo()
     first = await collect(provider, request("lorem", max_tokens=100))
