@@ -36,7 +36,7 @@ class Agent:
         params = ChatParams(
             temperature=config.temperature, max_tokens=config.max_tokens, top_p=config.top_p
         )
-        model = config.model or (config.demo_model if offline else None)
+        model = config.run_on(offline=offline)
         return cls(name, config.description, config.instructions, model, params)
 
 

@@ -92,9 +92,15 @@ class AgentConfig(BaseModel):
     top_p: float | None = None
     demo_model: str | None = Field(
         default=None,
-        description="model used instead of the default one while no real provider"
+        description="model the agent runs on instead of its model while no real provider"
         " (openai, anthropic, ollama) is configured",
     )
+
+    def run_on(self, *, offline: bool) -> str | None:
+        """The model the agent runs on (None: the gateway's default model)."""
+        if offline and self.demo_model is not None:
+            return self.demo_model
+        return self.model
 
 
 def _default_agents() -> dict[str, AgentConfig]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.errors import ModelNotFound
 from gateway.providers import ProviderRegistry
+from gateway.providers.base import ChatRequest
 from gateway.router import Router
 from gateway.settings import ENV_PREFIX, ConfigError, Settings, env_names
 
@@ -23,14 +24,17 @@ def check_routing(settings: Settings) -> None:
     router = Router(settings, ProviderRegistry(settings))
     named: list[tuple[str, str]] = [("default_model", settings.default_model)]
     named += [(f"aliases.{alias}", alias) for alias in settings.aliases]
-    named += [
-        (f"agents.{name}.model", agent.model)
-        for name, agent in settings.agents.items()
-        if agent.model is not None
-    ]
+    # The model each agent will run on: its demo_model while no real provider is.
+    offline = not settings.real_provider_configured
+    for name, agent in settings.agents.items():
+        model = agent.run_on(offline=offline)
+        if model is not None:
+            field = "demo_model" if offline and agent.demo_model is not None else "model"
+            named.append((f"agents.{name}.{field}", model))
     for setting, model in named:
         try:
-            router.resolve(model)
+            # The provider's own check too: a closed list of models (demo) refuses here.
+            router.check(router.resolve(model), ChatRequest(model, ()), streamed=True)
         except ModelNotFound as exc:
             raise ConfigError(f"{setting}: {exc.message}") from None
 

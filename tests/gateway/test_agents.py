@@ -171,3 +171,17 @@ def test_ticket_triage_uses_the_demo_triage_model_while_only_demo_runs() -> None
     orchestrator = Orchestrator(real, Router(real, ProviderRegistry(real)))
     prepared = orchestrator.prepare(transport="http", messages=USER, agent="ticket-triage")
     assert prepared.route.targets[0] == Target("openai", "gpt-4o-mini")
+
+
+def test_an_agent_with_a_model_runs_on_its_demo_model_while_only_demo_runs() -> None:
+    # The README's own agent example, with no keys: its demo_model, not a start-up
+    # failure or a request to a provider that is not there.
+    agent = {"model": "claude-haiku-4-5", "demo_model": "demo/triage"}
+    offline = load_settings(agents={"triager": agent})
+    orchestrator = Orchestrator(offline, Router(offline, ProviderRegistry(offline)))
+    prepared = orchestrator.prepare(transport="http", messages=USER, agent="triager")
+    assert prepared.route.targets[0] == Target("demo", "triage")
+    real = load_settings(agents={"triager": agent}, anthropic_api_key="sk-ant-test")
+    orchestrator = Orchestrator(real, Router(real, ProviderRegistry(real)))
+    prepared = orchestrator.prepare(transport="http", messages=USER, agent="triager")
+    assert prepared.route.targets[0] == Target("anthropic", "claude-haiku-4-5")

@@ -65,6 +65,14 @@ def test_an_agent_model_that_resolves_nowhere_is_refused(tmp_path: Path) -> None
     _one_line_exit_2(_serve("--config", str(config)), "agents.coder.model", "openai")
 
 
+def test_an_agents_demo_model_is_what_is_checked_with_no_keys(tmp_path: Path) -> None:
+    # Checked is the model the agent will run on: its demo_model while offline (and
+    # by the provider's own list: demo has no model "nope").
+    config = tmp_path / "gateway.toml"
+    config.write_text('[agents.coder]\nmodel = "gpt-4o"\ndemo_model = "demo/nope"\n')
+    _one_line_exit_2(_serve("--config", str(config)), "agents.coder.demo_model", "nope")
+
+
 def test_a_bad_value_is_one_line() -> None:
     _one_line_exit_2(_serve(GATEWAY_PORT="not-a-port"), "port")
 
