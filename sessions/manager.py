@@ -440,7 +440,8 @@ class SessionManager:
         mismatch, or events no longer buffered.
         Resuming on the session it is already attached to replays anyway (the
         client asked for it); a response attached to another live session moves:
-        that session gets nothing more of it, not even its ``Done``. Never refused
+        that session is told (:class:`~sessions.events.Moved`) and gets nothing more
+        of it, not even its ``Done``. Never refused
         by ``max_concurrent_responses`` (see :meth:`create_response`).
         """
         response = self._backend.get(response_id)
