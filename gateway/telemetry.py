@@ -49,6 +49,12 @@ class ChatSummary:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
 
+    def resolved(self, model: str, agent: str | None) -> None:
+        """What the request resolved to: the name it asked for, and the agent that runs
+        (the transport's default when the request named none)."""
+        self.model = model
+        self.agent = agent
+
     def routed(self, provider: str, target_model: str) -> None:
         self.provider = provider
         self.target_model = target_model

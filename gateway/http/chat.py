@@ -78,8 +78,7 @@ async def _chat(request: Request, *, force_stream: bool) -> Response:
         summary.failed(err)
         summary.emit()
         raise
-    summary.model = prepared.route.requested_model
-    summary.agent = prepared.agent  # the transport's default when none was named
+    summary.resolved(prepared.route.requested_model, prepared.agent)
     if stream:
         return ChatStreamResponse(
             services.router,

@@ -77,8 +77,7 @@ async def ui_chat(request: Request) -> Response:
         summary.failed(err)
         summary.emit()
         raise
-    summary.model = prepared.route.requested_model
-    summary.agent = prepared.agent  # the transport's default when none was named
+    summary.resolved(prepared.route.requested_model, prepared.agent)
     primary = prepared.route.targets[0]
     sink = _sink(services, body.continued_message_id())
     session = manager.open_session(principal.id, sink)

@@ -286,8 +286,7 @@ class SocketProtocol:
             ),
             caller=self._caller,
         )
-        summary.model = prepared.route.requested_model
-        summary.agent = prepared.agent  # the transport's default when none was named
+        summary.resolved(prepared.route.requested_model, prepared.agent)
         primary = prepared.route.targets[0]
         relay = Relay(self._router, prepared, summary, log_content=self._settings.log_content)
         meta = ResponseMeta(model=primary.model, provider=primary.provider, agent=agent)

@@ -112,7 +112,13 @@ class StreamDecoder:
                         text = delta.get("content")
                         if text:
                             events.append(TextDelta(text))
-                        if _more_than_text(delta):
+                        # Inline, not _more_than_text: this is the per-token path.
+                        if (
+                            "tool_calls" in delta
+                            or "reasoning_content" in delta
+                            or "reasoning" in delta
+                            or "refusal" in delta
+                        ):
                             self._rest(delta, events, 0)
                     finish = choice.get("finish_reason")
                     if finish:
@@ -182,7 +188,7 @@ class StreamDecoder:
 
 
 def _more_than_text(delta: dict[str, Any]) -> bool:
-    # Per token: plain ``in`` tests are the cheapest way to rule the rest out.
+    # The general path's test (the first choice's is inlined, with the same keys).
     return (
         "tool_calls" in delta
         or "reasoning_content" in delta
